@@ -1,0 +1,73 @@
+# LeadFlow: `make up` runs everything locally, `make test` runs every test. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+STACK := bash deploy/local/stack.sh
+SERVICES := bash deploy/local/services.sh
+WITH_STACK_ENV = eval "$$($(STACK) env)" &&
+
+.PHONY: help venv stack-up stack-down up down clean test test-unit lint token bench bench-quick docs
+
+help:
+	@echo "make up        install what is missing, start Kafka, PostgreSQL and the four services"
+	@echo "make down      stop the services and the stack (data is kept)"
+	@echo "make test      install what is missing, start what the tests need, run unit+integration+e2e tests"
+	@echo "make lint      ruff + architecture checks"
+	@echo "make token ROLE=rep SUB=rep-1   print a JWT for local use"
+	@echo "make bench     benchmarks (make bench-quick for a smoke run)"
+	@echo "make clean     stop everything and wipe local data and the virtualenv"
+
+$(STAMP): requirements.txt requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "LeadFlow needs Python 3.11 (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -c requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $@
+
+venv: $(STAMP)
+
+stack-up:
+	@$(STACK) up
+
+stack-down:
+	@$(STACK) down
+
+up: venv stack-up
+	@$(SERVICES) start
+	@echo
+	@echo "LeadFlow is up. Get a token:  make token ROLE=manager SUB=mgr-1   (roles: rep manager admin integration)"
+
+down:
+	@$(SERVICES) stop
+	@$(STACK) down
+
+clean:
+	-@$(SERVICES) stop
+	@$(STACK) clean
+	rm -rf $(VENV) .bench
+
+test: venv stack-up
+	@$(WITH_STACK_ENV) $(PY) -m pytest tests/unit tests/integration tests/e2e
+
+test-unit: venv
+	$(PY) -m pytest tests/unit
+
+lint: venv
+	$(VENV)/bin/ruff check shared services tests bench
+	$(VENV)/bin/ruff format --check shared services tests bench
+	$(PY) -m pytest -q tests/unit/test_architecture.py
+
+token: venv
+	@$(PY) -m shared.auth --sub "$${SUB:-rep-1}" --role "$${ROLE:-rep}"
+
+docs: venv
+	$(PY) -m shared.schema_docs --write
+
+bench: venv stack-up
+	@$(WITH_STACK_ENV) $(PY) -m bench $(BENCH_ARGS)
+
+bench-quick: venv stack-up
+	@$(WITH_STACK_ENV) $(PY) -m bench --quick $(BENCH_ARGS)

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Start, stop and inspect the four LeadFlow services on the local stack (background processes).
+#   services.sh start|stop|status
+# Logs: .stack/logs/<service>.log (JSON lines). PIDs: .stack/run/<service>.pid
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PY="${LEADFLOW_PYTHON:-$ROOT/.venv/bin/python}"
+RUN="$ROOT/.stack/run"
+LOGS="$ROOT/.stack/logs"
+SERVICES=(intake assignment followup analytics)
+READY_TIMEOUT="${LEADFLOW_READY_TIMEOUT:-60}"
+
+port_of() {
+  case "$1" in
+    intake) echo "${LEADFLOW_INTAKE_PORT:-8001}" ;;
+    assignment) echo "${LEADFLOW_ASSIGNMENT_PORT:-8002}" ;;
+    followup) echo "${LEADFLOW_FOLLOWUP_PORT:-8003}" ;;
+    analytics) echo "${LEADFLOW_ANALYTICS_PORT:-8004}" ;;
+  esac
+}
+
+running() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+start() {
+  mkdir -p "$RUN" "$LOGS"
+  eval "$(bash "$ROOT/deploy/local/stack.sh" env)"
+  export LEADFLOW_KAFKA_BOOTSTRAP LEADFLOW_DATABASE_URL
+  for svc in "${SERVICES[@]}"; do
+    if running "$svc"; then continue; fi
+    local port; port="$(port_of "$svc")"
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "error: port $port (for $svc) is already in use by another process" >&2
+      exit 1
+    fi
+    (cd "$ROOT" && setsid nohup "$PY" -m "services.$svc" >>"$LOGS/$svc.log" 2>&1 & echo $! >"$RUN/$svc.pid")
+  done
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  for svc in "${SERVICES[@]}"; do
+    local port; port="$(port_of "$svc")"
+    until curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
+      if ! running "$svc"; then
+        echo "error: $svc exited; last log lines:" >&2; tail -n 20 "$LOGS/$svc.log" >&2; exit 1
+      fi
+      if (( SECONDS > deadline )); then
+        echo "error: $svc not ready after ${READY_TIMEOUT}s; last log lines:" >&2; tail -n 20 "$LOGS/$svc.log" >&2; exit 1
+      fi
+      sleep 0.5
+    done
+    echo "$svc ready: http://localhost:$port  (docs: http://localhost:$port/docs)"
+  done
+}
+
+stop() {
+  for svc in "${SERVICES[@]}"; do
+    if running "$svc"; then
+      local pid; pid="$(cat "$RUN/$svc.pid")"
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      kill -KILL "$pid" 2>/dev/null || true
+      echo "$svc stopped"
+    fi
+    rm -f "$RUN/$svc.pid"
+  done
+}
+
+status() {
+  for svc in "${SERVICES[@]}"; do
+    if running "$svc"; then echo "$svc: running (pid $(cat "$RUN/$svc.pid"), port $(port_of "$svc"))"
+    else echo "$svc: stopped"; fi
+  done
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,65 @@
+"""intake's composition root: build the clients, the relay and the HTTP app; run them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.intake import SERVICE
+from services.intake.api import router
+from services.intake.app import IntakeApplication
+from services.intake.config import IntakeSettings
+from services.intake.publishers import to_integration_events
+from shared.eventstore import ensure_schema, eventsourcing_env
+from shared.relay import OutboxRelay, build_producer
+from shared.service import create_service_app, kafka_check, postgres_check
+
+
+def build_app(settings: IntakeSettings | None = None) -> FastAPI:
+    settings = settings or IntakeSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(ensure_schema, settings, SERVICE)
+        intake = await asyncio.to_thread(IntakeApplication, eventsourcing_env(settings, SERVICE))
+        producer = build_producer(settings.kafka_bootstrap)
+        await producer.start()
+        relay = OutboxRelay(
+            app=intake,
+            service=SERVICE,
+            producer=producer,
+            topic=settings.topic,
+            mapping=to_integration_events,
+            batch_size=settings.relay_batch_size,
+            poll_interval=settings.relay_poll_interval.total_seconds(),
+        )
+        app.state.intake, app.state.producer, app.state.relay = intake, producer, relay
+        app.state.workers.start("relay", relay.run, relay.stop)
+        try:
+            yield  # the shell stops the workers (and so flushes the relay) before this resumes
+        finally:
+            await producer.stop()
+            intake.close()
+
+    app = create_service_app(
+        service=SERVICE,
+        title="LeadFlow intake",
+        description="Capture, normalise, de-duplicate, score and grade leads.",
+        settings=settings,
+        lifespan=lifespan,
+        readiness=lambda app: [
+            postgres_check(settings),
+            kafka_check(lambda: getattr(app.state, "producer", None), settings.topic),
+        ],
+    )
+    app.include_router(router)
+    return app
+
+
+def main() -> None:
+    settings = IntakeSettings()
+    uvicorn.run(build_app(settings), host=settings.host, port=settings.intake_port, log_config=None, timeout_graceful_shutdown=20)

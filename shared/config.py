@@ -1,0 +1,74 @@
+"""Settings common to every service, read from ``LEADFLOW_*`` environment variables."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BeforeValidator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "leadflow-local-dev-secret-change-me"
+DEFAULT_DATABASE_URL = "postgresql://leadflow:leadflow@localhost:5433/leadflow"
+DEFAULT_TOPIC = "leadflow.lead-events"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``90s``, ``48h``, ``30d``, ``1.5h``, ``250ms`` (or a number of seconds, or a timedelta)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 48h, 30d)")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class ServiceSettings(BaseSettings):
+    """What every LeadFlow service reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", extra="ignore")
+
+    env: str = "development"
+    kafka_bootstrap: str = "localhost:9092"
+    database_url: str = DEFAULT_DATABASE_URL
+    topic: str = DEFAULT_TOPIC
+    jwt_secret: str = DEV_JWT_SECRET
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    db_pool_size: int = 10
+    relay_batch_size: int = 2000
+    relay_poll_interval: Duration = timedelta(milliseconds=200)
+    consumer_batch_size: int = 1000
+    consumer_group_prefix: str = "leadflow"
+
+    def consumer_group(self, service: str) -> str:
+        return f"{self.consumer_group_prefix}-{service}"
+
+    @model_validator(mode="after")
+    def _refuse_dev_secret_outside_development(self) -> ServiceSettings:
+        if self.env != "development" and self.jwt_secret == DEV_JWT_SECRET:
+            raise ValueError("LEADFLOW_JWT_SECRET must be set outside development")
+        return self
+
+    def postgres_params(self) -> dict[str, str]:
+        """The database URL split into the parts eventsourcing's ``POSTGRES_*`` settings take."""
+        url = urlsplit(self.database_url)
+        if url.scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"LEADFLOW_DATABASE_URL must be a postgresql:// URL, got {url.scheme!r}")
+        return {
+            "host": url.hostname or "localhost",
+            "port": str(url.port or 5432),
+            "user": unquote(url.username or "postgres"),
+            "password": unquote(url.password or ""),
+            "dbname": url.path.lstrip("/") or "postgres",
+        }

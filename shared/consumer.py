@@ -1,0 +1,167 @@
+"""Consuming the topic with an exactly-once effect.
+
+Kafka's committed offsets are only a hint here. The truth of how far a service got is stored in
+PostgreSQL in the same transaction as what applying the events wrote: an eventsourcing tracking
+record per ``topic:partition`` for event-sourced services, a positions table for projections.
+On (re)assignment the consumer seeks to those stored positions. Duplicated events (the relay
+republishes after a crash, with the same CloudEvents ``id``) are ignored by the applying side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from shared.events import Envelope, InvalidEvent, Payload, decode
+from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_REJECTED, PROJECTION_FRESHNESS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One valid event as delivered from the topic."""
+
+    partition: int
+    offset: int
+    envelope: Envelope
+    payload: Payload
+
+
+def tracking_name(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+# Returns, for each partition, the next offset to read (None: from the beginning).
+PositionLoader = Callable[[list[int]], dict[int, int | None]]
+# Applies a batch of one partition and stores ``next_offset`` with its effects, atomically;
+# returns how many events it applied (0 for a batch applied before).
+BatchHandler = Callable[[int, list[Delivered], int], int]
+
+
+class _SeekToStoredPositions(ConsumerRebalanceListener):
+    def __init__(self, consumer: TopicConsumer) -> None:
+        self.owner = consumer
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.owner.seek_to_stored(assigned)
+
+
+class TopicConsumer:
+    """Reads the topic in batches and hands each partition's batch to a handler (in a thread)."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        load_positions: PositionLoader,
+        handle_batch: BatchHandler,
+        batch_size: int = 1000,
+        poll_timeout_ms: int = 200,
+    ) -> None:
+        self.service = service
+        self.topic = topic
+        self.load_positions = load_positions
+        self.handle_batch = handle_batch
+        self.batch_size = batch_size
+        self.poll_timeout_ms = poll_timeout_ms
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=batch_size,
+            fetch_max_bytes=16 * 1024 * 1024,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self._stopping = False
+        self.applied = 0
+
+    async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        positions = await asyncio.to_thread(self.load_positions, [tp.partition for tp in partitions])
+        for tp in partitions:
+            offset = positions.get(tp.partition)
+            if offset is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+        log.info("partitions assigned", extra={"positions": {str(k): v for k, v in positions.items()}})
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self.consumer.subscribe([self.topic], listener=_SeekToStoredPositions(self))
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from :meth:`run`."""
+        self._stopping = True
+
+    async def run(self) -> None:
+        try:
+            while not self._stopping:
+                batches = await self.consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
+                for tp, records in batches.items():
+                    await self._apply(tp, records)
+                if batches:
+                    await self._report_lag()
+        finally:
+            await self.consumer.stop()
+
+    async def _apply(self, tp: TopicPartition, records: list) -> None:
+        delivered: list[Delivered] = []
+        for record in records:
+            try:
+                envelope, payload = decode(record.value)
+            except InvalidEvent as exc:
+                # A poison record must not stop the partition; it is counted, logged and skipped.
+                EVENTS_REJECTED.labels(self.service).inc()
+                log.warning(
+                    "skipped invalid record", extra={"partition": tp.partition, "offset": record.offset, "error": str(exc)}
+                )
+                continue
+            delivered.append(Delivered(tp.partition, record.offset, envelope, payload))
+        next_offset = records[-1].offset + 1
+        self.applied += await asyncio.to_thread(self.handle_batch, tp.partition, delivered, next_offset)
+        for item in delivered:
+            EVENTS_CONSUMED.labels(self.service, item.envelope.type).inc()
+        if delivered:
+            age = (datetime.now(UTC) - delivered[-1].envelope.time).total_seconds()
+            PROJECTION_FRESHNESS.labels(self.service).set(max(0.0, age))
+        # Kafka's own offsets are advisory (for lag dashboards); PostgreSQL holds the truth.
+        try:
+            await self.consumer.commit({tp: next_offset})
+        except Exception as exc:
+            log.debug("advisory commit failed", extra={"error": str(exc)})
+
+    async def _report_lag(self) -> None:
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await self.consumer.position(tp)
+            CONSUMER_LAG.labels(self.service, str(tp.partition)).set(max(0, highwater - position))
+
+    async def wait_until_caught_up(self, timeout: float = 30.0) -> None:
+        """Wait until every assigned partition has been read to its end (used by tests and replay)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assignment = self.consumer.assignment()
+            if assignment:
+                ends = await self.consumer.end_offsets(list(assignment))
+                positions = {tp: await self.consumer.position(tp) for tp in assignment}
+                if all(positions[tp] >= ends[tp] for tp in assignment):
+                    return
+            await asyncio.sleep(0.1)
+        raise TimeoutError("consumer did not catch up")

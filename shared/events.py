@@ -1,0 +1,334 @@
+"""The public event contract: CloudEvents 1.0 envelopes around versioned, validated payloads.
+
+Every record on the topic is one :class:`Envelope` in structured mode, keyed by ``lead_id``, with
+the header ``ce_type``. Payloads are checked when they are produced and again when they are
+consumed. A breaking change to a payload bumps its ``schemaversion``; consumers register an
+upcaster from the old version with :func:`register_upcaster` and keep reading old history.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+
+SPECVERSION = "1.0"
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c1a9e-7b3e-4b8f-9a57-5c2a1e0f4d21")
+
+Grade = Literal["A", "B", "C"]
+ClaimHow = Literal["report", "claim", "assign", "auto"]
+ReleaseReason = Literal["manual", "no_first_contact", "no_follow_up", "protection_expired", "reassigned", "rep_offboarded"]
+Channel = Literal["phone", "email", "wechat", "visit", "meeting", "other"]
+Stage = Literal["new", "assigned", "contacted", "qualified", "quoted", "negotiating", "won", "lost"]
+STAGES: tuple[Stage, ...] = ("new", "assigned", "contacted", "qualified", "quoted", "negotiating", "won", "lost")
+
+
+class InvalidEvent(ValueError):
+    """A record that is not a valid LeadFlow event (bad JSON, envelope or payload)."""
+
+
+def utc_rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Payload(BaseModel):
+    """Base of every event payload. Unknown fields are kept: the contract lets producers add fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    lead_id: str
+
+    @field_serializer("*", when_used="json", check_fields=False)
+    def _times_as_rfc3339(self, value: Any) -> Any:
+        return utc_rfc3339(value) if isinstance(value, datetime) else value
+
+
+class Contact(BaseModel):
+    """One person in the customer's decision chain."""
+
+    name: str
+    role: Literal["decision_maker", "user", "influencer", "purchaser"]
+    phone: str | None = None
+    email: str | None = None
+
+
+class LeadCaptured(Payload):
+    """A new lead entered LeadFlow (intake). ``phone`` is E.164 and identifies the lead."""
+
+    name: str
+    phone: str
+    source: str
+    email: str | None = None
+    wechat: str | None = None
+    company: str | None = None
+    title: str | None = None
+    industry: str | None = None
+    region: str | None = None
+    company_size: str | None = None
+    needs: str | None = None
+    contacts: list[Contact] = Field(default_factory=list)
+    score: int = Field(ge=0, le=100)
+    grade: Grade
+    tags: list[str] = Field(default_factory=list)
+    captured_by: str
+    reported_by: str | None = None
+
+
+class LeadRecaptured(Payload):
+    """A capture attempt for a phone that already is a lead; kept for channel attribution."""
+
+    source: str
+    captured_by: str
+
+
+class LeadScored(Payload):
+    """The lead's score changed; ``reasons`` say which rule added how many points."""
+
+    score: int = Field(ge=0, le=100)
+    grade: Grade
+    previous_score: int | None = None
+    previous_grade: Grade | None = None
+    reasons: list[dict[str, Any]] = Field(default_factory=list)
+    signal: str | None = None
+
+
+class LeadClaimed(Payload):
+    """A rep now owns the lead (assignment)."""
+
+    rep_id: str
+    how: ClaimHow
+    protected_until: datetime
+    assigned_by: str | None = None
+
+
+class LeadReleased(Payload):
+    """The lead left ``rep_id`` and is back in the public pool (unless a claim follows at once)."""
+
+    rep_id: str
+    reason: ReleaseReason
+    cooldown_until: datetime
+    released_by: str | None = None
+
+
+class FollowUpLogged(Payload):
+    """A rep contacted the customer (followup). ``stage`` is the lead's stage after it."""
+
+    follow_up_id: str
+    rep_id: str
+    channel: Channel
+    summary: str
+    pain_points: str | None = None
+    objections: str | None = None
+    next_step: str | None = None
+    next_follow_up_at: datetime | None = None
+    stage: Stage
+    tags: list[str] = Field(default_factory=list)
+    logged_at: datetime | None = None
+
+
+class LeadStageChanged(Payload):
+    """The lead moved between pipeline stages."""
+
+    from_stage: Stage
+    to_stage: Stage
+    rep_id: str | None = None
+    changed_by: str | None = None
+
+
+class LeadWon(Payload):
+    """The deal was won (final)."""
+
+    rep_id: str | None = None
+    amount: float | None = None
+    currency: str | None = None
+
+
+class LeadLost(Payload):
+    """The deal was lost (final)."""
+
+    rep_id: str | None = None
+    reason: str
+
+
+class FollowUpTaskScheduled(Payload):
+    """A reminder or SOP task is due for the lead's owner."""
+
+    task_id: str
+    rep_id: str
+    kind: str
+    title: str
+    due_at: datetime
+
+
+class FollowUpTaskCompleted(Payload):
+    """A task was done, by a follow-up or by hand."""
+
+    task_id: str
+    rep_id: str
+    completed_at: datetime
+    on_time: bool
+    follow_up_id: str | None = None
+
+
+class FollowUpTaskOverdue(Payload):
+    """A task passed its due time without being done; ``escalated_to`` is the manager told."""
+
+    task_id: str
+    rep_id: str
+    due_at: datetime
+    escalated_to: str | None = None
+
+
+class FollowUpTaskCancelled(Payload):
+    """A task no longer applies (the lead was released, won or lost)."""
+
+    task_id: str
+    rep_id: str
+    reason: str
+
+
+class PersonalDataErased(Payload):
+    """The customer's personal data was erased; consumers drop what they hold of it."""
+
+    erased_by: str
+
+
+PAYLOADS: dict[str, type[Payload]] = {
+    cls.__name__: cls
+    for cls in (
+        LeadCaptured,
+        LeadRecaptured,
+        LeadScored,
+        LeadClaimed,
+        LeadReleased,
+        FollowUpLogged,
+        LeadStageChanged,
+        LeadWon,
+        LeadLost,
+        FollowUpTaskScheduled,
+        FollowUpTaskCompleted,
+        FollowUpTaskOverdue,
+        FollowUpTaskCancelled,
+        PersonalDataErased,
+    )
+}
+CURRENT_VERSION: dict[str, int] = dict.fromkeys(PAYLOADS, 1)
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+_UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def register_upcaster(event_type: str, from_version: int, upcaster: Upcaster) -> None:
+    """Teach consumers to turn ``event_type`` data of ``from_version`` into ``from_version + 1``."""
+    _UPCASTERS[(event_type, from_version)] = upcaster
+
+
+def upcast(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
+    current = CURRENT_VERSION.get(event_type, version)
+    while version < current:
+        step = _UPCASTERS.get((event_type, version))
+        if step is None:
+            raise InvalidEvent(f"no upcaster for {event_type} v{version}")
+        data = step(data)
+        version += 1
+    return data
+
+
+class Envelope(BaseModel):
+    """A CloudEvents 1.0 structured-mode event as it travels on the topic."""
+
+    model_config = ConfigDict(extra="allow")
+
+    specversion: Literal["1.0"] = SPECVERSION
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: datetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    schemaversion: int = Field(default=1, ge=1)
+    correlationid: str | None = None
+    causationid: str | None = None
+    data: dict[str, Any]
+
+    @field_serializer("time")
+    def _time_rfc3339(self, value: datetime) -> str:
+        return utc_rfc3339(value)
+
+    def payload(self) -> Payload:
+        """The validated payload model (upcast to the current version if needed)."""
+        return validate_payload(self.type, self.schemaversion, self.data)
+
+
+def validate_payload(event_type: str, version: int, data: dict[str, Any]) -> Payload:
+    model = PAYLOADS.get(event_type)
+    if model is None:
+        raise InvalidEvent(f"unknown event type {event_type!r}")
+    data = upcast(event_type, version, data)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidEvent(f"invalid {event_type} payload: {exc}") from exc
+
+
+def deterministic_event_id(*parts: object) -> str:
+    """The same recorded fact always gets the same id, so a re-publication is recognisably a duplicate."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, ":".join(str(p) for p in parts)))
+
+
+def make_envelope(
+    payload: Payload,
+    *,
+    service: str,
+    time: datetime,
+    event_id: str | None = None,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+) -> Envelope:
+    """Wrap a payload for publishing. The payload is validated again here, as the contract requires."""
+    event_type = type(payload).__name__
+    if event_type not in PAYLOADS:
+        raise InvalidEvent(f"{event_type} is not a registered event")
+    data = payload.model_dump(mode="json")
+    validate_payload(event_type, CURRENT_VERSION[event_type], data)
+    return Envelope(
+        id=event_id or str(uuid.uuid4()),
+        source=f"/leadflow/{service}",
+        type=event_type,
+        subject=payload.lead_id,
+        time=time,
+        schemaversion=CURRENT_VERSION[event_type],
+        correlationid=correlation_id,
+        causationid=causation_id,
+        data=data,
+    )
+
+
+def encode(envelope: Envelope) -> bytes:
+    return orjson.dumps(envelope.model_dump(mode="json", exclude_none=True))
+
+
+def decode(raw: bytes) -> tuple[Envelope, Payload]:
+    """Parse and validate a record value; raises :class:`InvalidEvent` on anything malformed."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"not JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise InvalidEvent("a CloudEvent must be a JSON object")
+    try:
+        envelope = Envelope.model_validate(obj)
+    except ValidationError as exc:
+        raise InvalidEvent(f"invalid CloudEvents envelope: {exc}") from exc
+    payload = envelope.payload()
+    if payload.lead_id != envelope.subject:
+        raise InvalidEvent("subject must equal data.lead_id")
+    return envelope, payload
+
+
+def kafka_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+    return [("ce_type", envelope.type.encode()), ("ce_id", envelope.id.encode())]

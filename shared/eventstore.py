@@ -1,0 +1,200 @@
+"""The event-sourced application base every command-side service builds on (eventsourcing on PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
+from eventsourcing.utils import get_topic
+from psycopg import sql
+
+from shared.config import ServiceSettings
+from shared.consumer import Delivered, tracking_name
+
+
+def ensure_schema(settings: ServiceSettings, schema: str) -> None:
+    """Each service owns one schema of the database; create it if it is missing."""
+    with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
+def eventsourcing_env(settings: ServiceSettings, schema: str, **overrides: str) -> dict[str, str]:
+    """eventsourcing's settings built from ours (never read from the raw environment)."""
+    pg = settings.postgres_params()
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": pg["dbname"],
+        "POSTGRES_HOST": pg["host"],
+        "POSTGRES_PORT": pg["port"],
+        "POSTGRES_USER": pg["user"],
+        "POSTGRES_PASSWORD": pg["password"],
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_POOL_SIZE": str(settings.db_pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(settings.db_pool_size),
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "CREATE_TABLE": "y",
+        "AGGREGATE_CACHE_MAXSIZE": "20000",
+        "PROCESS_RECORDER_TOPIC": get_topic(DedupingProcessRecorder),
+        # Deliberately NOT POSTGRES_ENABLE_DB_FUNCTIONS: it skips the table lock that keeps
+        # notification ids in commit order, and the outbox relay would then miss events.
+    }
+    env.update(overrides)
+    return env
+
+
+class DedupingProcessRecorder(PostgresProcessRecorder):
+    """A process recorder that also remembers the ids of the upstream events it applied.
+
+    ``save(..., tracking=t, processed_event_ids=[...])`` writes the ids in the same transaction as
+    the events and the tracking record, so an upstream event republished under the same CloudEvents
+    ``id`` at a later offset is recognised and ignored (:meth:`already_processed`).
+    """
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.processed_table = self.events_table_name.removesuffix("_events") + "_processed_events"
+        self.check_identifier_length(self.processed_table)
+        self.sql_create_statements.append(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {0}.{1} (event_id text PRIMARY KEY)").format(
+                sql.Identifier(self.datastore.schema), sql.Identifier(self.processed_table)
+            )
+        )
+        self._insert_processed = sql.SQL("INSERT INTO {0}.{1} (event_id) VALUES (%s) ON CONFLICT DO NOTHING").format(
+            sql.Identifier(self.datastore.schema), sql.Identifier(self.processed_table)
+        )
+        self._select_processed = sql.SQL("SELECT event_id FROM {0}.{1} WHERE event_id = ANY(%s)").format(
+            sql.Identifier(self.datastore.schema), sql.Identifier(self.processed_table)
+        )
+
+    def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
+        event_ids = kwargs.get("processed_event_ids")
+        if event_ids:
+            curs.executemany(self._insert_processed, [(event_id,) for event_id in event_ids])
+        super()._insert_events(curs, stored_events, **kwargs)
+
+    def already_processed(self, event_ids: list[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_processed, (event_ids,))
+            return {row["event_id"] for row in curs.fetchall()}
+
+
+class EventSourcedApplication(Application[UUID]):
+    """An eventsourcing application whose recorder also stores tracking positions.
+
+    The tracking table holds, atomically with the events they caused, how far the service has
+    applied each ``topic:partition`` it consumes, and how far its relay has published.
+    """
+
+    recorder: DedupingProcessRecorder
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    def get_or_none(self, aggregate_id: UUID) -> Any:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def tracked_position(self, name: str) -> int | None:
+        return self.recorder.max_tracking_id(name)
+
+    def save_tracked(self, aggregates: Iterable[Aggregate], tracking: Tracking, **kwargs: Any) -> None:
+        """Save the aggregates' new events and the tracking record in one transaction."""
+        processing = ProcessingEvent[UUID](tracking=tracking)
+        processing.collect_events(*aggregates, **kwargs)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+
+
+class UnitOfWork:
+    """Aggregates touched while applying one batch of upstream events, saved in one transaction."""
+
+    def __init__(self, app: EventSourcedApplication) -> None:
+        self.app = app
+        self._aggregates: dict[UUID, Aggregate] = {}
+
+    def get(self, aggregate_id: UUID) -> Any:
+        if aggregate_id not in self._aggregates:
+            aggregate = self.app.get_or_none(aggregate_id)
+            if aggregate is None:
+                return None
+            self._aggregates[aggregate_id] = aggregate
+        return self._aggregates[aggregate_id]
+
+    def add(self, aggregate: Aggregate) -> None:
+        self._aggregates[aggregate.id] = aggregate
+
+    @property
+    def aggregates(self) -> Iterable[Aggregate]:
+        return self._aggregates.values()
+
+
+def apply_tracked_batch(
+    app: EventSourcedApplication,
+    tracking: Tracking,
+    delivered: Sequence[Delivered],
+    apply: Callable[[UnitOfWork, Delivered], None],
+    *,
+    attempts: int = 5,
+) -> int:
+    """Apply a batch of upstream events and record the position in the same transaction.
+
+    Each event not applied before (by CloudEvents ``id``) goes through ``apply`` with a
+    :class:`UnitOfWork` that is fresh on every attempt; a version conflict with a concurrent
+    command is retried from fresh state. Returns how many events this call applied: 0 when the
+    position was already recorded (the batch had been applied before). Exactly-once effect.
+    """
+    for attempt in range(attempts):
+        position = app.recorder.max_tracking_id(tracking.application_name)
+        if position is not None and position >= tracking.notification_id:
+            return 0
+        seen = app.recorder.already_processed([d.envelope.id for d in delivered])
+        fresh: list[Delivered] = []
+        for item in delivered:
+            if item.envelope.id not in seen:
+                seen.add(item.envelope.id)
+                fresh.append(item)
+        unit = UnitOfWork(app)
+        for item in fresh:
+            apply(unit, item)
+        try:
+            app.save_tracked(unit.aggregates, tracking, processed_event_ids=[d.envelope.id for d in fresh])
+            return len(fresh)
+        except IntegrityError:
+            # Either another writer recorded this position (checked at the top of the loop) or a
+            # concurrent command moved an aggregate on; the repository fast-forwards on reload.
+            if attempt == attempts - 1:
+                raise
+    return 0
+
+
+def tracked_partition_positions(app: EventSourcedApplication, topic: str) -> Callable[[list[int]], dict[int, int | None]]:
+    """A position loader for :class:`shared.consumer.TopicConsumer` reading the app's tracking records."""
+
+    def load(partitions: list[int]) -> dict[int, int | None]:
+        return {p: app.recorder.max_tracking_id(tracking_name(topic, p)) for p in partitions}
+
+    return load
+
+
+def tracked_batch_handler(
+    app: EventSourcedApplication, topic: str, apply: Callable[[UnitOfWork, Delivered], None]
+) -> Callable[[int, list[Delivered], int], int]:
+    """A batch handler for :class:`shared.consumer.TopicConsumer` that applies events to aggregates
+    exactly once (see :func:`apply_tracked_batch`)."""
+
+    def handle(partition: int, delivered: list[Delivered], next_offset: int) -> int:
+        return apply_tracked_batch(app, Tracking(tracking_name(topic, partition), next_offset), delivered, apply)
+
+    return handle

@@ -1,0 +1,36 @@
+"""Prometheus metrics shared by the services' edges (HTTP, relay, consumers, schedulers).
+
+Names follow Prometheus conventions; ``docs/metrics.md`` lists them. They are defined once per
+process on import, as prometheus-client expects, and only ever touched from adapters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter("leadflow_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "leadflow_http_request_duration_seconds",
+    "HTTP request latency",
+    ["service", "method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+EVENTS_PUBLISHED = Counter(
+    "leadflow_events_published_total", "Events published to Kafka by the outbox relay", ["service", "type"]
+)
+EVENTS_CONSUMED = Counter("leadflow_events_consumed_total", "Events consumed from Kafka and applied", ["service", "type"])
+EVENTS_REJECTED = Counter("leadflow_events_rejected_total", "Records that were not valid LeadFlow events", ["service"])
+RELAY_BACKLOG = Gauge("leadflow_relay_backlog_events", "Events recorded in the event store but not yet published", ["service"])
+RELAY_POSITION = Gauge("leadflow_relay_position", "Last notification id published", ["service"])
+CONSUMER_LAG = Gauge(
+    "leadflow_consumer_lag_records", "Records on the topic not yet applied, per partition", ["service", "partition"]
+)
+PROJECTION_FRESHNESS = Gauge(
+    "leadflow_projection_freshness_seconds",
+    "Age of the newest event applied, measured when it was applied",
+    ["service"],
+)
+SCHEDULER_ACTIONS = Counter(
+    "leadflow_scheduler_actions_total", "Time-based actions taken by schedulers", ["service", "action", "reason"]
+)
+COMMANDS = Counter("leadflow_commands_total", "Domain commands handled, by outcome", ["service", "command", "outcome"])

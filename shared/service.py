@@ -1,0 +1,157 @@
+"""The HTTP shell every service shares: problem errors, identity, health, readiness, metrics, logs,
+and supervised background workers (relay, consumers, schedulers) tied to the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared import logs
+from shared.config import ServiceSettings
+from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.problems import Problem, install_problem_handlers, problem_response
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+class Workers:
+    """Long-running coroutines of one service; each restarts with back-off if it crashes."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stoppers: list[Callable[[], None]] = []
+
+    def start(self, name: str, factory: Callable[[], Awaitable[None]], stop: Callable[[], None] | None = None) -> None:
+        self._tasks[name] = asyncio.create_task(self._supervise(name, factory), name=name)
+        if stop is not None:
+            self._stoppers.append(stop)
+
+    async def _supervise(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        delay = 0.5
+        while True:
+            started = time.monotonic()
+            try:
+                await factory()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker crashed; restarting", extra={"worker": name})
+                if time.monotonic() - started > 30:
+                    delay = 0.5
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15)
+
+    async def stop(self, timeout: float = 15.0) -> None:
+        """Ask every worker to finish what it holds, then wait; cancel what does not finish in time."""
+        for stop in self._stoppers:
+            stop()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks.values(), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def postgres_check(settings: ServiceSettings) -> ReadinessCheck:
+    async def check() -> None:
+        async with await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=3) as conn:
+            await conn.execute("SELECT 1")
+
+    check.__name__ = "postgresql"
+    return check
+
+
+def kafka_check(producer_of: Callable[[], AIOKafkaProducer | None], topic: str) -> ReadinessCheck:
+    async def check() -> None:
+        producer = producer_of()
+        if producer is None:
+            raise RuntimeError("Kafka producer not started")
+        partitions = await asyncio.wait_for(producer.partitions_for(topic), 3)
+        if not partitions:
+            raise RuntimeError(f"topic {topic} has no partitions")
+
+    check.__name__ = "kafka"
+    return check
+
+
+def create_service_app(
+    *,
+    service: str,
+    title: str,
+    settings: ServiceSettings,
+    lifespan: Callable[[FastAPI], Any],
+    readiness: Callable[[FastAPI], list[ReadinessCheck]],
+    description: str = "",
+) -> FastAPI:
+    """A FastAPI app with everything a LeadFlow service exposes besides its own routes."""
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logs.configure_logging(service, settings.log_level)
+        app.state.workers = Workers()
+        async with lifespan(app):
+            yield
+            # Workers (relay, consumers) finish while the clients they use are still open.
+            await app.state.workers.stop()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=app_lifespan)
+    app.state.settings = settings
+    app.state.service = service
+    install_problem_handlers(app)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        token = logs.correlation_id.set(cid)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:  # a crash past the exception handlers still answers with a problem
+            log.exception("unhandled error")
+            response = problem_response(Problem(500, "internal-error", "An unexpected error occurred."), request)
+        finally:
+            logs.correlation_id.reset(token)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(service, request.method, path).observe(time.perf_counter() - started)
+        response.headers["x-correlation-id"] = cid
+        return response
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", tags=["operations"], summary="Kafka and PostgreSQL connections work")
+    async def readyz() -> JSONResponse:
+        failures = {}
+        for check in readiness(app):
+            try:
+                await check()
+            except Exception as exc:
+                failures[check.__name__] = str(exc) or type(exc).__name__
+        if failures:
+            problem = Problem(503, "not-ready", "; ".join(failures.values()), checks=failures)
+            return problem_response(problem, None)
+        return JSONResponse({"status": "ready", "service": service})
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

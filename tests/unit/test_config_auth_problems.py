@@ -1,0 +1,126 @@
+"""Settings, identity and problem documents shared by the services."""
+
+from datetime import timedelta
+from typing import Annotated
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from shared.auth import CurrentPrincipal, Principal, mint_token, require_roles
+from shared.config import DEV_JWT_SECRET, ServiceSettings, parse_duration
+from shared.problems import Problem, install_problem_handlers
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("90s", timedelta(seconds=90)),
+        ("48h", timedelta(hours=48)),
+        ("30d", timedelta(days=30)),
+        ("250ms", timedelta(milliseconds=250)),
+        ("1.5h", timedelta(minutes=90)),
+        (12, timedelta(seconds=12)),
+    ],
+)
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "10", "ten days", "5y", "-3d"])
+def test_bad_durations(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_dev_secret_is_refused_outside_development(monkeypatch):
+    monkeypatch.setenv("LEADFLOW_ENV", "production")
+    monkeypatch.delenv("LEADFLOW_JWT_SECRET", raising=False)
+    with pytest.raises(ValueError, match="JWT_SECRET"):
+        ServiceSettings()
+    monkeypatch.setenv("LEADFLOW_JWT_SECRET", "s3cret-from-a-vault")
+    assert ServiceSettings().jwt_secret == "s3cret-from-a-vault"
+
+
+def test_database_url_is_split_for_eventsourcing():
+    s = ServiceSettings(database_url="postgresql://u%40x:p%3Aw@db.local:6543/leads")
+    assert s.postgres_params() == {"host": "db.local", "port": "6543", "user": "u@x", "password": "p:w", "dbname": "leads"}
+
+
+def make_client() -> TestClient:
+    app = FastAPI()
+    app.state.settings = ServiceSettings()
+    install_problem_handlers(app)
+
+    class Body(BaseModel):
+        n: int
+
+    @app.get("/me")
+    def me(principal: CurrentPrincipal) -> dict:
+        return {"sub": principal.sub, "role": principal.role}
+
+    @app.post("/managers-only")
+    def managers(body: Body, principal: Annotated[Principal, require_roles("manager", "admin")]) -> dict:
+        return {"n": body.n}
+
+    @app.get("/conflict")
+    def conflict() -> dict:
+        raise Problem(409, "claim-limit", "Too many leads.", lead_id="l1")
+
+    return TestClient(app)
+
+
+def bearer(role: str, sub: str = "rep-1", secret: str = DEV_JWT_SECRET, ttl: int = 60) -> dict:
+    return {"Authorization": f"Bearer {mint_token(secret, sub, role, ttl)}"}
+
+
+def test_valid_token_identifies_the_caller():
+    r = make_client().get("/me", headers=bearer("rep", "rep-9"))
+    assert r.json() == {"sub": "rep-9", "role": "rep"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer nonsense"},
+        bearer("rep", secret="other-secret"),
+        bearer("rep", ttl=-10),
+        bearer("superuser"),
+    ],
+)
+def test_missing_or_bad_tokens_get_401_problem(headers):
+    r = make_client().get("/me", headers=headers)
+    assert r.status_code == 401
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"] == "urn:leadflow:problem:unauthorized"
+
+
+def test_wrong_role_gets_403():
+    r = make_client().post("/managers-only", json={"n": 1}, headers=bearer("rep"))
+    assert r.status_code == 403 and r.json()["status"] == 403
+
+
+def test_validation_errors_are_problems_with_field_errors():
+    r = make_client().post("/managers-only", json={"n": "x"}, headers=bearer("manager"))
+    assert r.status_code == 422
+    body = r.json()
+    assert body["type"] == "urn:leadflow:problem:validation-error"
+    assert body["errors"][0]["field"] == "n"
+
+
+def test_problem_extension_members_and_unknown_routes():
+    client = make_client()
+    body = client.get("/conflict").json()
+    assert body == {
+        "type": "urn:leadflow:problem:claim-limit",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "Too many leads.",
+        "instance": "/conflict",
+        "lead_id": "l1",
+    }
+    r = client.get("/nowhere")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
