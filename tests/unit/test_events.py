@@ -118,3 +118,20 @@ def test_missing_upcaster_is_an_error(monkeypatch):
 def test_deterministic_ids_repeat_for_the_same_fact_only():
     assert deterministic_event_id("intake", "l1", 1) == deterministic_event_id("intake", "l1", 1)
     assert deterministic_event_id("intake", "l1", 1) != deterministic_event_id("intake", "l1", 2)
+
+
+def test_generated_event_docs_are_current():
+    from shared.schema_docs import rendered
+
+    stale = [str(path) for path, text in rendered().items() if not path.exists() or path.read_text(encoding="utf-8") != text]
+    assert not stale, f"regenerate with `make docs`: {stale}"
+
+
+def test_published_schema_validates_a_real_event():
+    from shared.schema_docs import json_schema
+
+    schema = json_schema()
+    raw = orjson.loads(encode(make_envelope(claimed(), service="assignment", time=NOW)))
+    assert set(schema["required"]) <= set(raw)
+    data_schema = schema["$defs"]["LeadClaimed"]
+    assert set(data_schema["required"]) <= set(raw["data"])
