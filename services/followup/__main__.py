@@ -1,0 +1,3 @@
+from services.followup.main import main
+
+main()
