@@ -33,6 +33,14 @@ class Contact:
     lost_reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Logged:
+    """A recorded contact and the stage it left the lead in."""
+
+    follow_up_id: str
+    stage: Stage
+
+
 def check_contact(contact: Contact, before: Stage, target: Stage, at: datetime) -> None:
     """Raise :class:`InvalidFollowUp` for a report that does not fit the move it makes."""
     becomes = target if target != before else None

@@ -29,20 +29,19 @@ from services.followup.domain.cadence import (
     tasks_after_contact,
     tasks_on_entering,
 )
-from services.followup.domain.contact import Actor, Contact, check_contact
+from services.followup.domain.contact import Actor, Contact, Logged, check_contact
 from services.followup.domain.errors import NoOwner, NotOwner, TaskNotFound, TaskNotOpen
 from services.followup.domain.pipeline import is_open, stage_after_contact
 from services.followup.domain.tasks import Task
 from shared.events import Channel, Grade, Stage
-
-LEAD_FILE_NAMESPACE = UUID("3c9d7a52-1f0e-4b55-8a11-5d1f0c6b2e77")
 
 # {"correlation_id": ..., "causation_id": ...}: which request or upstream event led to a change.
 Trace = dict[str, str | None]
 
 
 def lead_file_id(lead_id: str) -> UUID:
-    return uuid5(LEAD_FILE_NAMESPACE, lead_id)
+    """A lead's file has the lead's own id (leads are UUIDs across LeadFlow); ValueError for anything else."""
+    return UUID(lead_id)
 
 
 class LeadFile(Aggregate):
@@ -52,7 +51,7 @@ class LeadFile(Aggregate):
 
     @event("Opened")
     def __init__(self, *, lead_id: str, grade: Grade | None, at: datetime, trace: Trace) -> None:
-        self.lead_id = lead_id
+        self.lead_id = str(lead_file_id(lead_id))
         self.grade = grade
         self.opened_at = at
         self.stage: Stage = "new"
@@ -96,7 +95,7 @@ class LeadFile(Aggregate):
 
     # -- commands from people -------------------------------------------------------------------
 
-    def log_follow_up(self, *, actor: Actor, contact: Contact, at: datetime, rules: Rules, trace: Trace) -> str:
+    def log_follow_up(self, *, actor: Actor, contact: Contact, at: datetime, rules: Rules, trace: Trace) -> Logged:
         """Record a contact: it completes the lead's pending tasks, may move the stage, and plans what is next."""
         if self.owner is None:
             raise NoOwner("Nobody owns this lead; it must be claimed before follow-ups are logged.")
@@ -121,7 +120,7 @@ class LeadFile(Aggregate):
             trace=trace,
         )
         if not is_open(before):
-            return follow_up_id  # a note on a closed deal: nothing to plan
+            return Logged(follow_up_id, target)  # a note on a closed deal: nothing to plan
         for task in self.pending_tasks():
             self._task_completed(
                 task_id=task.task_id,
@@ -142,13 +141,13 @@ class LeadFile(Aggregate):
             self._lost(reason=contact.lost_reason, by=actor.actor_id, at=at, trace=trace)
         if not is_open(target):
             self._deadline_set(recycle_at=None, remind_at=None, at=at, trace=trace)
-            return follow_up_id
+            return Logged(follow_up_id, target)
         planned = tasks_on_entering(rules, target, at) if target != before else []
         planned += tasks_after_contact(rules, self.grade, at, contact.next_follow_up_at, contact.next_step)
         for plan in planned:
             self._schedule(plan, at, trace)
         self._set_deadline(deadline_after_contact(rules, at), at, trace)
-        return follow_up_id
+        return Logged(follow_up_id, target)
 
     def complete_task(self, *, task_id: str, actor: Actor, at: datetime, rules: Rules, trace: Trace) -> Task:
         """Done by hand. Completing a done task again changes nothing; the cadence goes on if nothing else is open."""

@@ -1,0 +1,105 @@
+"""followup's composition root: build the application, its read model, relay, consumer and scheduler; run them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.followup import SERVICE
+from services.followup.api import router
+from services.followup.app import FollowupApplication
+from services.followup.config import FollowupSettings
+from services.followup.domain.cadence import RecyclePolicy, Rules
+from services.followup.due_watch import DueWatch
+from services.followup.escalation import load_escalation
+from services.followup.policies import UpstreamPolicy
+from services.followup.publishers import to_integration_events
+from services.followup.sop import load_sop
+from services.followup.task_board import TaskBoard, TaskBoardProjector
+from shared.clock import Clock, system_clock
+from shared.consumer import TopicConsumer
+from shared.eventstore import ensure_schema, eventsourcing_env, tracked_batch_handler, tracked_partition_positions
+from shared.relay import OutboxRelay, build_producer
+from shared.scheduler import Ticker
+from shared.service import create_service_app, kafka_check, postgres_check
+
+
+def rules_from(settings: FollowupSettings) -> Rules:
+    recycle = RecyclePolicy(settings.first_contact_sla, settings.follow_up_sla, settings.recycle_reminder_lead)
+    return Rules(load_sop(settings.sop_config), recycle)
+
+
+def build_app(settings: FollowupSettings | None = None, clock: Clock = system_clock) -> FastAPI:
+    settings = settings or FollowupSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rules = rules_from(settings)  # a broken SOP or teams file stops the start with a clear error
+        escalation = load_escalation(settings.teams_config, settings.escalation_manager)
+        await asyncio.to_thread(ensure_schema, settings, SERVICE)
+        followup = await asyncio.to_thread(FollowupApplication, eventsourcing_env(settings, SERVICE), rules)
+        board = TaskBoard(settings.database_url, SERVICE)
+        await asyncio.to_thread(board.ensure_tables)
+        producer = build_producer(settings.kafka_bootstrap)
+        await producer.start()
+        relay = OutboxRelay(
+            app=followup,
+            service=SERVICE,
+            producer=producer,
+            topic=settings.topic,
+            mapping=to_integration_events,
+            batch_size=settings.relay_batch_size,
+            poll_interval=settings.relay_poll_interval.total_seconds(),
+        )
+        projector = TaskBoardProjector(followup, board, poll_interval=settings.relay_poll_interval.total_seconds())
+        followup.on_recorded(relay.nudge)
+        followup.on_recorded(projector.nudge)
+        consumer = TopicConsumer(
+            service=SERVICE,
+            bootstrap=settings.kafka_bootstrap,
+            topic=settings.topic,
+            group_id=settings.consumer_group(SERVICE),
+            load_positions=tracked_partition_positions(followup, settings.topic),
+            handle_batch=tracked_batch_handler(followup, settings.topic, UpstreamPolicy(rules)),
+            batch_size=settings.consumer_batch_size,
+        )
+        await consumer.start()
+        watch = DueWatch(followup, board, escalation, clock, settings.due_batch_size)
+        ticker = Ticker("followup-due", settings.scheduler_tick.total_seconds(), watch.tick)
+        app.state.followup, app.state.board, app.state.producer = followup, board, producer
+        workers = app.state.workers
+        workers.start("relay", relay.run, relay.stop)
+        workers.start("task-board", projector.run, projector.stop)
+        workers.start("consumer", consumer.run, consumer.stop)
+        workers.start("due-watch", ticker.run, ticker.stop)
+        try:
+            yield  # the shell stops the workers (the relay publishes what is recorded) before this resumes
+        finally:
+            await producer.stop()
+            board.close()
+            followup.close()
+
+    app = create_service_app(
+        service=SERVICE,
+        title="LeadFlow followup",
+        description="Follow-up records, pipeline stages, SOP cadence, tasks and reminders, overdue escalation.",
+        settings=settings,
+        lifespan=lifespan,
+        readiness=lambda app: [
+            postgres_check(settings),
+            kafka_check(lambda: getattr(app.state, "producer", None), settings.topic),
+        ],
+    )
+    app.include_router(router)
+    return app
+
+
+def main() -> None:
+    settings = FollowupSettings()
+    uvicorn.run(
+        build_app(settings), host=settings.host, port=settings.followup_port, log_config=None, timeout_graceful_shutdown=20
+    )

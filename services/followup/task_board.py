@@ -1,0 +1,207 @@
+"""The task board: followup's read model of tasks (and of pending recycle reminders) in PostgreSQL.
+
+It is maintained from followup's own notification log by :class:`TaskBoardProjector`; each batch of
+changes and the log position it reaches are written in one transaction, under a row lock, so a
+change is applied exactly once even with several replicas. ``GET /tasks`` and the scheduler read it;
+nothing here loads an aggregate. The scheduler's query touches only open tasks that are due
+(a partial index over ``due_at``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from services.followup.app import FollowupApplication
+from services.followup.projections import Change, ReminderDue, TaskAdded, TaskCancelled, TaskDone, TaskOverdue, changes_for
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS {s}.task_board (
+    task_id text PRIMARY KEY,
+    lead_id text NOT NULL,
+    rep_id text NOT NULL,
+    kind text NOT NULL,
+    title text NOT NULL,
+    due_at timestamptz NOT NULL,
+    scheduled_at timestamptz NOT NULL,
+    status text NOT NULL,
+    escalated_to text,
+    overdue_at timestamptz,
+    completed_at timestamptz,
+    on_time boolean,
+    follow_up_id text,
+    cancelled_at timestamptz,
+    cancel_reason text
+);
+CREATE INDEX IF NOT EXISTS task_board_rep_status_due ON {s}.task_board (rep_id, status, due_at);
+CREATE INDEX IF NOT EXISTS task_board_status_due ON {s}.task_board (status, due_at);
+CREATE INDEX IF NOT EXISTS task_board_open_due ON {s}.task_board (due_at) WHERE status = 'open';
+CREATE INDEX IF NOT EXISTS task_board_lead ON {s}.task_board (lead_id, due_at);
+CREATE INDEX IF NOT EXISTS task_board_escalated ON {s}.task_board (escalated_to, due_at) WHERE escalated_to IS NOT NULL;
+CREATE TABLE IF NOT EXISTS {s}.recycle_reminders (lead_id text PRIMARY KEY, remind_at timestamptz NOT NULL);
+CREATE INDEX IF NOT EXISTS recycle_reminders_due ON {s}.recycle_reminders (remind_at);
+CREATE TABLE IF NOT EXISTS {s}.task_board_position (
+    id int PRIMARY KEY CHECK (id = 1),
+    notification_id bigint NOT NULL
+);
+INSERT INTO {s}.task_board_position (id, notification_id) VALUES (1, 0) ON CONFLICT DO NOTHING;
+"""
+
+_APPLY: dict[type, str] = {
+    TaskAdded: "INSERT INTO {s}.task_board (task_id, lead_id, rep_id, kind, title, due_at, scheduled_at, status)"
+    " VALUES (%(task_id)s, %(lead_id)s, %(rep_id)s, %(kind)s, %(title)s, %(due_at)s, %(scheduled_at)s, 'open')",
+    TaskDone: "UPDATE {s}.task_board SET status = 'done', completed_at = %(at)s, on_time = %(on_time)s,"
+    " follow_up_id = %(follow_up_id)s WHERE task_id = %(task_id)s",
+    TaskOverdue: "UPDATE {s}.task_board SET status = 'overdue', overdue_at = %(at)s, escalated_to = %(escalated_to)s"
+    " WHERE task_id = %(task_id)s",
+    TaskCancelled: "UPDATE {s}.task_board SET status = 'cancelled', cancelled_at = %(at)s, cancel_reason = %(reason)s"
+    " WHERE task_id = %(task_id)s",
+}
+_REMINDER_SET = (
+    "INSERT INTO {s}.recycle_reminders (lead_id, remind_at) VALUES (%(lead_id)s, %(remind_at)s)"
+    " ON CONFLICT (lead_id) DO UPDATE SET remind_at = EXCLUDED.remind_at"
+)
+_REMINDER_CLEARED = "DELETE FROM {s}.recycle_reminders WHERE lead_id = %(lead_id)s"
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    rep_id: str | None = None
+    status: str | None = None
+    due_before: datetime | None = None
+    lead_id: str | None = None
+    escalated_to: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class TaskBoard:
+    def __init__(self, database_url: str, schema: str, pool_size: int = 4) -> None:
+        self.schema = sql.Identifier(schema)
+        self.pool = ConnectionPool(database_url, min_size=1, max_size=pool_size, kwargs={"row_factory": dict_row}, open=True)
+
+    def _q(self, template: str) -> sql.Composed:
+        return sql.SQL(template).format(s=self.schema)
+
+    def ensure_tables(self) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(self._q(_DDL))
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def position(self) -> int:
+        with self.pool.connection() as conn:
+            row = conn.execute(self._q("SELECT notification_id FROM {s}.task_board_position WHERE id = 1")).fetchone()
+        return row["notification_id"] if row else 0
+
+    def apply(self, batch: Sequence[tuple[int, list[Change]]]) -> int:
+        """Apply (notification id, changes) pairs past the stored position, and the new position; one transaction."""
+        if not batch:
+            return 0
+        with self.pool.connection() as conn, conn.transaction():
+            row = conn.execute(self._q("SELECT notification_id FROM {s}.task_board_position WHERE id = 1 FOR UPDATE")).fetchone()
+            position = row["notification_id"]
+            applied = 0
+            for notification_id, changes in batch:
+                if notification_id <= position:
+                    continue
+                for change in changes:
+                    conn.execute(*self._statement(change))
+                applied += 1
+            last = max(position, batch[-1][0])
+            conn.execute(self._q("UPDATE {s}.task_board_position SET notification_id = %s WHERE id = 1"), (last,))
+        return applied
+
+    def _statement(self, change: Change) -> tuple[sql.Composed, dict[str, Any]]:
+        params = dict(change.__dict__)
+        if isinstance(change, ReminderDue):
+            return self._q(_REMINDER_CLEARED if change.remind_at is None else _REMINDER_SET), params
+        return self._q(_APPLY[type(change)]), params
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    def tasks(self, query: TaskQuery) -> list[dict[str, Any]]:
+        where, params = [], {}
+        for column in ("rep_id", "status", "lead_id", "escalated_to"):
+            value = getattr(query, column)
+            if value is not None:
+                where.append(sql.SQL("{} = %({})s").format(sql.Identifier(column), sql.SQL(column)))
+                params[column] = value
+        if query.due_before is not None:
+            where.append(sql.SQL("due_at < %(due_before)s"))
+            params["due_before"] = query.due_before
+        filters = (sql.SQL("WHERE ") + sql.SQL(" AND ").join(where)) if where else sql.SQL("")
+        statement = sql.SQL(
+            "SELECT * FROM {s}.task_board {filters} ORDER BY due_at, task_id LIMIT %(limit)s OFFSET %(offset)s"
+        ).format(s=self.schema, filters=filters)
+        with self.pool.connection() as conn:
+            return conn.execute(statement, {**params, "limit": query.limit, "offset": query.offset}).fetchall()
+
+    def task(self, task_id: str) -> dict[str, Any] | None:
+        with self.pool.connection() as conn:
+            return conn.execute(self._q("SELECT * FROM {s}.task_board WHERE task_id = %s"), (task_id,)).fetchone()
+
+    def due_open_tasks(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(lead_id, task_id) of open tasks due by ``now``, oldest first (the partial index over due_at)."""
+        statement = "SELECT lead_id, task_id FROM {s}.task_board WHERE status = 'open' AND due_at <= %s ORDER BY due_at LIMIT %s"
+        with self.pool.connection() as conn:
+            rows = conn.execute(self._q(statement), (now, limit)).fetchall()
+        return [(row["lead_id"], row["task_id"]) for row in rows]
+
+    def due_reminders(self, now: datetime, limit: int) -> list[str]:
+        statement = "SELECT lead_id FROM {s}.recycle_reminders WHERE remind_at <= %s ORDER BY remind_at LIMIT %s"
+        with self.pool.connection() as conn:
+            return [row["lead_id"] for row in conn.execute(self._q(statement), (now, limit)).fetchall()]
+
+
+class TaskBoardProjector:
+    """Follows followup's notification log into the task board; woken by :meth:`nudge` after each save."""
+
+    def __init__(self, app: FollowupApplication, board: TaskBoard, batch_size: int = 1000, poll_interval: float = 0.2) -> None:
+        self.app = app
+        self.board = board
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    def nudge(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
+
+    def project_once(self) -> int:
+        """Project the next batch of the log (blocking); returns how many notifications it covered."""
+        position = self.board.position()
+        notifications = self.app.recorder.select_notifications(position + 1, self.batch_size)
+        batch = [(n.id, changes_for(self.app.mapper.to_domain_event(n))) for n in notifications]
+        self.board.apply(batch)
+        return len(batch)
+
+    def catch_up(self) -> None:
+        while self.project_once():
+            pass
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        while True:
+            if await asyncio.to_thread(self.project_once):
+                continue
+            if self._stopping:
+                return
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
