@@ -1,0 +1,3 @@
+from services.assignment.main import main
+
+main()

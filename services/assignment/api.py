@@ -1,0 +1,255 @@
+"""assignment's HTTP API: translate requests, call the application or the read model, map refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from services.assignment import SERVICE
+from services.assignment.app import AssignmentApplication, Contended, Owned
+from services.assignment.domain.errors import (
+    AssignmentError,
+    ClaimLimitReached,
+    LeadAlreadyOwned,
+    LeadClosed,
+    LeadNotFound,
+    LeadNotOwned,
+    NotLeadOwner,
+    ReclaimCooldown,
+    RepOffboarded,
+)
+from services.assignment.readmodel import InvalidCursor, Page, ReadModel
+from shared.auth import Principal, require_roles
+from shared.events import Grade
+from shared.logs import correlation_id
+from shared.metrics import COMMANDS
+from shared.problems import Problem, validation_problem
+
+router = APIRouter()
+
+Rep = Annotated[Principal, require_roles("rep")]
+OwnerOrSupervisor = Annotated[Principal, require_roles("rep", "manager", "admin")]
+Supervisor = Annotated[Principal, require_roles("manager", "admin")]
+Reader = Annotated[Principal, require_roles("rep", "manager", "admin", "integration")]
+RepId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\S+$")]
+RepPath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^\S+$")]
+
+# Each refusal's status and problem type (urn:leadflow:problem:<kind>): the rule that refused.
+REFUSALS: dict[type[AssignmentError], tuple[int, str]] = {
+    LeadNotFound: (404, "lead-not-found"),
+    NotLeadOwner: (403, "not-lead-owner"),
+    LeadAlreadyOwned: (409, "lead-already-owned"),
+    ClaimLimitReached: (409, "claim-limit-reached"),
+    ReclaimCooldown: (409, "reclaim-cooldown"),
+    LeadClosed: (409, "lead-closed"),
+    RepOffboarded: (409, "rep-offboarded"),
+    LeadNotOwned: (409, "lead-not-owned"),
+}
+
+
+class OwnershipOut(BaseModel):
+    """Who owns the lead now."""
+
+    lead_id: str
+    rep_id: str | None = Field(description="The owner; null when the lead is in the public pool.")
+    how: str | None = Field(description="report | claim | assign | auto")
+    protected_until: datetime | None
+    stage: str
+
+    @classmethod
+    def of(cls, owned: Owned) -> OwnershipOut:
+        return cls(
+            lead_id=owned.lead_id, rep_id=owned.rep_id, how=owned.how, protected_until=owned.protected_until, stage=owned.stage
+        )
+
+
+class ReleaseOut(BaseModel):
+    lead_id: str
+    rep_id: str = Field(description="The rep the lead was released from.")
+    reason: str
+    cooldown_until: datetime = Field(description="Until when that rep may not claim the lead again.")
+
+
+class AssignIn(BaseModel):
+    rep_id: RepId
+
+
+class OffboardIn(BaseModel):
+    transfer_to: RepId | None = Field(default=None, description="Who takes every lead; omitted: back to the pool.")
+
+
+class OffboardOut(BaseModel):
+    rep_id: str
+    transfer_to: str | None
+    moved: int
+    lead_ids: list[str]
+
+
+class LeadOut(BaseModel):
+    """A lead as the ownership view shows it."""
+
+    lead_id: str
+    region: str | None
+    industry: str | None
+    grade: str
+    source: str
+    captured_at: datetime
+    stage: str
+    owner: str | None
+    how: str | None
+    claimed_at: datetime | None
+    protected_until: datetime | None
+    last_contact_at: datetime | None
+    due_at: datetime | None = Field(description="When the lead returns to the pool unless followed up or won.")
+    due_reason: str | None
+    released_at: datetime | None
+
+
+class LeadPage(BaseModel):
+    items: list[LeadOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class LeadStatus(BaseModel):
+    """One lead's ownership from the event store (always current), with its next deadline."""
+
+    lead_id: str
+    owner: str | None
+    how: str | None
+    claimed_at: datetime | None
+    protected_until: datetime | None
+    stage: str
+    due_at: datetime | None
+    due_reason: str | None
+    cooldown_until: datetime | None = Field(description="The caller's own cooldown on this lead, if any.")
+
+
+def assignment(request: Request) -> AssignmentApplication:
+    return request.app.state.assignment
+
+
+def readmodel(request: Request) -> ReadModel:
+    return request.app.state.readmodel
+
+
+App = Annotated[AssignmentApplication, Depends(assignment)]
+View = Annotated[ReadModel, Depends(readmodel)]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")]
+
+
+@contextmanager
+def command(name: str, request: Request) -> Iterator[None]:
+    """Map refusals to problems in one place, count outcomes, and wake the relay and the projector."""
+    try:
+        yield
+    except AssignmentError as refused:
+        status, kind = REFUSALS[type(refused)]
+        COMMANDS.labels(SERVICE, name, kind).inc()
+        extra: dict[str, Any] = {}
+        if isinstance(refused, ReclaimCooldown):
+            extra["cooldown_until"] = refused.until.isoformat()
+        if isinstance(refused, ClaimLimitReached):
+            extra["limit"] = refused.limit
+        raise Problem(status, kind, str(refused), **extra) from refused
+    except Contended as exc:
+        COMMANDS.labels(SERVICE, name, "contended").inc()
+        raise Problem(503, "contended", str(exc), headers={"Retry-After": "1"}) from exc
+    COMMANDS.labels(SERVICE, name, "ok").inc()
+    request.app.state.nudge()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@router.post("/leads/{lead_id}/claim", response_model=OwnershipOut, tags=["ownership"], summary="Claim a lead for yourself")
+def claim(lead_id: UUID, app: App, principal: Rep, request: Request) -> OwnershipOut:
+    with command("claim", request):
+        owned = app.claim(str(lead_id), principal.sub, now(), correlation_id.get())
+    return OwnershipOut.of(owned)
+
+
+@router.post("/leads/{lead_id}/release", response_model=ReleaseOut, tags=["ownership"], summary="Give a lead back to the pool")
+def release(lead_id: UUID, app: App, principal: OwnerOrSupervisor, request: Request) -> ReleaseOut:
+    with command("release", request):
+        done = app.release(
+            str(lead_id), principal.sub, supervisor=principal.is_supervisor, now=now(), correlation_id=correlation_id.get()
+        )
+    return ReleaseOut(lead_id=done.lead_id, rep_id=done.rep_id, reason=done.reason, cooldown_until=done.cooldown_until)
+
+
+@router.post("/leads/{lead_id}/assign", response_model=OwnershipOut, tags=["ownership"], summary="Assign a lead to a rep")
+def assign(lead_id: UUID, body: AssignIn, app: App, principal: Supervisor, request: Request) -> OwnershipOut:
+    with command("assign", request):
+        owned = app.assign(str(lead_id), body.rep_id, by=principal.sub, now=now(), correlation_id=correlation_id.get())
+    return OwnershipOut.of(owned)
+
+
+@router.post(
+    "/reps/{rep_id}/offboard", response_model=OffboardOut, tags=["reps"], summary="Offboard a rep and move all their leads"
+)
+def offboard(rep_id: RepPath, app: App, principal: Supervisor, request: Request, body: OffboardIn | None = None) -> OffboardOut:
+    transfer_to = body.transfer_to if body else None
+    if transfer_to == rep_id:
+        raise validation_problem([{"field": "transfer_to", "message": "must differ from the rep being offboarded"}])
+    with command("offboard", request):
+        done = app.offboard(rep_id, transfer_to, by=principal.sub, now=now(), correlation_id=correlation_id.get())
+    return OffboardOut(rep_id=rep_id, transfer_to=transfer_to, moved=len(done.moved), lead_ids=done.moved)
+
+
+def page_out(fetch: Any) -> LeadPage:
+    try:
+        page: Page = fetch()
+    except InvalidCursor as exc:
+        raise validation_problem([{"field": "cursor", "message": str(exc)}]) from exc
+    return LeadPage(items=[LeadOut(**row) for row in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/pool", response_model=LeadPage, tags=["pool"], summary="The public pool: leads nobody owns, newest first")
+def pool(
+    view: View,
+    principal: Reader,
+    region: str | None = None,
+    industry: str | None = None,
+    grade: Grade | None = None,
+    source: str | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> LeadPage:
+    filters = {"region": region, "industry": industry, "grade": grade, "source": source}
+    return page_out(lambda: view.pool_page(filters, limit, cursor))
+
+
+@router.get("/reps/{rep_id}/leads", response_model=LeadPage, tags=["reps"], summary="The leads a rep owns")
+def rep_leads(rep_id: RepPath, view: View, principal: Reader, limit: Limit = 50, cursor: Cursor = None) -> LeadPage:
+    if principal.role == "rep" and principal.sub != rep_id:
+        raise Problem(403, "not-your-leads", "A rep sees only their own leads.")
+    return page_out(lambda: view.rep_page(rep_id, limit, cursor))
+
+
+@router.get("/leads/{lead_id}/ownership", response_model=LeadStatus, tags=["ownership"], summary="Who owns a lead, right now")
+def lead_ownership(lead_id: UUID, app: App, principal: Reader) -> LeadStatus:
+    try:
+        lead = app.ownership(str(lead_id))
+    except LeadNotFound as exc:
+        raise Problem(404, "lead-not-found", str(exc)) from exc
+    if principal.role == "rep" and lead.owner not in (None, principal.sub):
+        raise Problem(403, "not-lead-owner", "A rep sees only their own leads and the pool.")
+    return LeadStatus(
+        lead_id=lead.lead_id,
+        owner=lead.owner,
+        how=lead.how,
+        claimed_at=lead.claimed_at,
+        protected_until=lead.protected_until,
+        stage=lead.stage,
+        due_at=lead.due_at,
+        due_reason=lead.due_reason,
+        cooldown_until=lead.cooldowns.get(principal.sub),
+    )

@@ -1,0 +1,185 @@
+"""assignment's event-sourced application: the ownership commands, each one transaction.
+
+Every command loads the aggregates it touches, lets the domain decide, and saves them together.
+A version conflict (a concurrent claim, a follow-up just consumed) reloads and decides again, so
+under contention exactly one of many claims wins and every other gets the rule that refused it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from eventsourcing.persistence import IntegrityError
+
+from services.assignment import repository
+from services.assignment.domain import handover
+from services.assignment.domain.errors import LeadNotOwned, NotLeadOwner
+from services.assignment.domain.ownership import Ownership
+from services.assignment.domain.rules import OwnershipRules
+from shared.eventstore import EventSourcedApplication, UnitOfWork
+
+T = TypeVar("T")
+ATTEMPTS = 30
+OFFBOARD_BATCH = 100
+
+
+class Contended(Exception):
+    """The command kept losing version races; nothing was recorded. The caller may retry."""
+
+
+@dataclass(frozen=True)
+class Owned:
+    """A lead's ownership after a command."""
+
+    lead_id: str
+    rep_id: str | None
+    how: str | None
+    protected_until: datetime | None
+    stage: str
+
+    @classmethod
+    def of(cls, lead: Ownership) -> Owned:
+        return cls(lead.lead_id, lead.owner, lead.how, lead.protected_until, lead.stage)
+
+
+@dataclass(frozen=True)
+class Released:
+    lead_id: str
+    rep_id: str
+    reason: str
+    cooldown_until: datetime
+
+
+@dataclass(frozen=True)
+class Offboarded:
+    rep_id: str
+    transfer_to: str | None
+    moved: list[str]
+
+
+class AssignmentApplication(EventSourcedApplication):
+    name = "assignment"
+
+    def __init__(self, env: dict[str, str], rules: OwnershipRules) -> None:
+        super().__init__(env=env)
+        self.rules = rules
+
+    def _transaction(self, decide: Callable[[UnitOfWork], T]) -> T:
+        """Run ``decide`` on fresh aggregates and save what it changed; retry on version conflicts."""
+        for attempt in range(ATTEMPTS):
+            unit = UnitOfWork(self)
+            result = decide(unit)
+            try:
+                self.save(*unit.aggregates)
+                return result
+            except IntegrityError:
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        raise Contended("too many concurrent changes to the same lead or rep; try again")
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def claim(self, lead_id: str, rep_id: str, now: datetime, correlation_id: str | None = None) -> Owned:
+        """A rep claims a lead for themself (first come, first served)."""
+
+        def decide(unit: UnitOfWork) -> Owned:
+            lead = repository.ownership(unit, lead_id)
+            rep = repository.rep(unit, rep_id)
+            handover.claim(lead, rep, how="claim", now=now, rules=self.rules, correlation_id=correlation_id)
+            return Owned.of(lead)
+
+        return self._transaction(decide)
+
+    def release(
+        self, lead_id: str, actor: str, *, supervisor: bool, now: datetime, correlation_id: str | None = None
+    ) -> Released:
+        """The owner (or a manager) gives the lead back to the pool."""
+
+        def decide(unit: UnitOfWork) -> Released:
+            lead = repository.ownership(unit, lead_id)
+            if lead.owner is None:
+                raise LeadNotOwned(lead_id)
+            if not supervisor and lead.owner != actor:
+                raise NotLeadOwner(lead_id, actor)
+            owner = repository.rep(unit, lead.owner)
+            handover.release(
+                lead, owner, reason="manual", now=now, rules=self.rules, released_by=actor, correlation_id=correlation_id
+            )
+            return Released(lead_id, owner.rep_id, "manual", lead.cooldowns[owner.rep_id])
+
+        return self._transaction(decide)
+
+    def assign(self, lead_id: str, rep_id: str, *, by: str, now: datetime, correlation_id: str | None = None) -> Owned:
+        """A manager gives the lead to ``rep_id`` (the current owner, if any, is released: ``reassigned``)."""
+
+        def decide(unit: UnitOfWork) -> Owned:
+            lead = repository.ownership(unit, lead_id)
+            owner = repository.rep(unit, lead.owner) if lead.owner else None
+            to = repository.rep(unit, rep_id)
+            handover.assign(lead, owner, to, now=now, rules=self.rules, assigned_by=by, correlation_id=correlation_id)
+            return Owned.of(lead)
+
+        return self._transaction(decide)
+
+    def offboard(
+        self, rep_id: str, transfer_to: str | None, *, by: str, now: datetime, correlation_id: str | None = None
+    ) -> Offboarded:
+        """Stop ``rep_id`` owning leads, then move every lead of theirs to ``transfer_to`` or to the pool.
+
+        The rep is marked offboarded first, so no lead can reach them while their leads are moved;
+        the moves go in batches, each one transaction. An interrupted offboarding is finished by
+        calling it again (it is idempotent).
+        """
+
+        def start(unit: UnitOfWork) -> None:
+            leaving = repository.rep(unit, rep_id)
+            target = repository.rep(unit, transfer_to) if transfer_to is not None else None
+            handover.check_offboarding(leaving, target, self.rules)
+            leaving.offboard(at=now, offboarded_by=by)
+
+        self._transaction(start)
+        moved: list[str] = []
+        while batch := self._transaction(lambda unit: self._move_batch(unit, rep_id, transfer_to, by, now, correlation_id)):
+            moved.extend(batch)
+        return Offboarded(rep_id, transfer_to, moved)
+
+    def _move_batch(
+        self, unit: UnitOfWork, rep_id: str, transfer_to: str | None, by: str, now: datetime, correlation_id: str | None
+    ) -> list[str]:
+        leaving = repository.rep(unit, rep_id)
+        batch = list(leaving.leads)[:OFFBOARD_BATCH]
+        for lead_id in batch:
+            lead = repository.ownership(unit, lead_id)
+            common: dict[str, Any] = {"now": now, "rules": self.rules, "correlation_id": correlation_id}
+            if transfer_to is None:
+                handover.release(lead, leaving, reason="rep_offboarded", released_by=by, **common)
+            else:
+                target = repository.rep(unit, transfer_to)
+                handover.assign(lead, leaving, target, assigned_by=by, reason="rep_offboarded", **common)
+        return batch
+
+    def recycle(self, lead_ids: Iterable[str], now: datetime) -> list[Released]:
+        """Release every given lead whose deadline has passed; each aggregate re-checks its own rule."""
+
+        def decide(unit: UnitOfWork) -> list[Released]:
+            released = []
+            for lead_id in lead_ids:
+                lead = repository.ownership(unit, lead_id)
+                reason = lead.due_release(now)
+                if reason is None or lead.owner is None:
+                    continue
+                owner = repository.rep(unit, lead.owner)
+                handover.release(lead, owner, reason=reason, now=now, rules=self.rules)
+                released.append(Released(lead_id, owner.rep_id, reason, lead.cooldowns[owner.rep_id]))
+            return released
+
+        return self._transaction(decide)
+
+    # --- queries (the read model answers lists; these answer one lead from the truth) -----------
+
+    def ownership(self, lead_id: str) -> Ownership:
+        return repository.ownership(UnitOfWork(self), lead_id)

@@ -1,0 +1,121 @@
+"""assignment's composition root: build the event store, read model, relay, projector, consumer and
+scheduler, wire them into the HTTP app, and run it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from psycopg_pool import ConnectionPool
+
+from services.assignment import SERVICE
+from services.assignment.api import router
+from services.assignment.app import AssignmentApplication
+from services.assignment.config import AssignmentSettings, load_assignment_rules
+from services.assignment.policies import UpstreamPolicy
+from services.assignment.projections import Projector
+from services.assignment.publishers import to_integration_events
+from services.assignment.readmodel import ReadModel
+from services.assignment.recycling import Recycler
+from shared.clock import Clock, system_clock
+from shared.consumer import Delivered, TopicConsumer
+from shared.eventstore import ensure_schema, eventsourcing_env, tracked_batch_handler, tracked_partition_positions
+from shared.relay import OutboxRelay, build_producer
+from shared.scheduler import Ticker
+from shared.service import create_service_app, kafka_check, postgres_check
+
+
+def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_clock) -> FastAPI:
+    settings = settings or AssignmentSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        routing = load_assignment_rules(settings.assignment_rules)
+        rules = settings.ownership_rules()
+        await asyncio.to_thread(ensure_schema, settings, SERVICE)
+        assignment = await asyncio.to_thread(AssignmentApplication, eventsourcing_env(settings, SERVICE), rules)
+        pool = ConnectionPool(settings.database_url, min_size=1, max_size=settings.db_pool_size, open=False)
+        await asyncio.to_thread(pool.open, True, 30)
+        readmodel = ReadModel(pool, SERVICE)
+        await asyncio.to_thread(readmodel.create_tables)
+        producer = build_producer(settings.kafka_bootstrap)
+        await producer.start()
+        relay = OutboxRelay(
+            app=assignment,
+            service=SERVICE,
+            producer=producer,
+            topic=settings.topic,
+            mapping=to_integration_events,
+            batch_size=settings.relay_batch_size,
+            poll_interval=settings.relay_poll_interval.total_seconds(),
+        )
+        projector = Projector(assignment, readmodel, poll_interval=settings.relay_poll_interval.total_seconds())
+
+        def nudge() -> None:
+            relay.nudge()
+            projector.nudge()
+
+        policy = UpstreamPolicy(rules, routing, clock)
+        apply_batch = tracked_batch_handler(assignment, settings.topic, policy)
+
+        def handle_batch(partition: int, batch: list[Delivered], next_offset: int) -> int:
+            applied = apply_batch(partition, batch, next_offset)
+            if applied:
+                nudge()
+            return applied
+
+        consumers: list[TopicConsumer] = []
+
+        async def consume() -> None:
+            # A fresh Kafka consumer per (re)start: a stopped aiokafka consumer cannot be started again.
+            consumer = TopicConsumer(
+                service=SERVICE,
+                bootstrap=settings.kafka_bootstrap,
+                topic=settings.topic,
+                group_id=settings.consumer_group(SERVICE),
+                load_positions=tracked_partition_positions(assignment, settings.topic),
+                handle_batch=handle_batch,
+                batch_size=settings.consumer_batch_size,
+            )
+            consumers[:] = [consumer]
+            await consumer.start()
+            await consumer.run()
+
+        recycler = Recycler(assignment, readmodel, clock, batch_size=settings.scheduler_batch_size, on_recorded=nudge)
+        ticker = Ticker("recycling", settings.scheduler_tick.total_seconds(), recycler.tick)
+        app.state.assignment, app.state.readmodel, app.state.producer = assignment, readmodel, producer
+        app.state.nudge = nudge
+        app.state.workers.start("relay", relay.run, relay.stop)
+        app.state.workers.start("projector", projector.run, projector.stop)
+        app.state.workers.start("consumer", consume, lambda: [c.stop() for c in consumers])
+        app.state.workers.start("recycling", ticker.run, ticker.stop)
+        try:
+            yield  # the shell stops the workers (the relay flushes) before this resumes
+        finally:
+            await producer.stop()
+            await asyncio.to_thread(pool.close)
+            assignment.close()
+
+    app = create_service_app(
+        service=SERVICE,
+        title="LeadFlow assignment",
+        description="Ownership of leads: claims (报备), protection, the public pool (公海), recycling, automatic assignment.",
+        settings=settings,
+        lifespan=lifespan,
+        readiness=lambda app: [
+            postgres_check(settings),
+            kafka_check(lambda: getattr(app.state, "producer", None), settings.topic),
+        ],
+    )
+    app.include_router(router)
+    return app
+
+
+def main() -> None:
+    settings = AssignmentSettings()
+    uvicorn.run(
+        build_app(settings), host=settings.host, port=settings.assignment_port, log_config=None, timeout_graceful_shutdown=20
+    )
