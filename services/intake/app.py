@@ -1,7 +1,10 @@
-"""intake's event-sourced application: commands and queries over Lead aggregates."""
+"""intake's event-sourced application: capture (one or many), behaviour signals, and reads of Lead aggregates."""
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,8 +12,14 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from services.intake.domain import Lead, lead_id_for_phone
+from services.intake.domain import Lead, NewLead
+from services.intake.scoring import ScoreCard, ScoringRules
+from services.intake.store import IntakeRecorder
 from shared.eventstore import EventSourcedApplication
+
+# Concurrent recaptures of one lead conflict on its version; each retry reloads. Writers are serialised by
+# the event store's table lock, so a few dozen contenders resolve well within these attempts.
+RACE_ATTEMPTS = 50
 
 
 @dataclass(frozen=True)
@@ -18,6 +27,7 @@ class Captured:
     lead_id: UUID
     score: int
     grade: str
+    possible_duplicates: list[str]
 
 
 @dataclass(frozen=True)
@@ -25,56 +35,114 @@ class Duplicate:
     lead_id: UUID
 
 
+Outcome = Captured | Duplicate
+
+
+@dataclass(frozen=True)
+class Rescored:
+    previous_score: int
+    previous_grade: str
+    card: ScoreCard
+
+
+class LeadNotFound(LookupError):
+    pass
+
+
+class Contention(RuntimeError):
+    """A write kept losing to concurrent writes of the same lead; nothing was recorded."""
+
+
 class IntakeApplication(EventSourcedApplication):
     name = "intake"
+    recorder: IntakeRecorder
 
-    def capture(
-        self,
-        *,
-        phone: str,
-        name: str,
-        source: str,
-        profile: dict[str, Any],
-        score: int,
-        grade: str,
-        captured_by: str,
-        reported_by: str | None,
-        now: datetime,
-        correlation_id: str | None = None,
-    ) -> Captured | Duplicate:
-        lead = Lead(
-            phone=phone,
-            name=name,
-            source=source,
-            profile=profile,
-            score=score,
-            grade=grade,
-            captured_by=captured_by,
-            reported_by=reported_by,
-            captured_at=now,
-            correlation_id=correlation_id,
-        )
+    def __init__(self, env: dict[str, str], rules: ScoringRules) -> None:
+        super().__init__(env=env)
+        self.rules = rules
+
+    def capture(self, new: NewLead, *, now: datetime, correlation_id: str | None = None) -> Outcome:
+        return self.capture_many([new], now=now, correlation_id=correlation_id)[0]
+
+    def capture_many(self, leads: Sequence[NewLead], *, now: datetime, correlation_id: str | None = None) -> list[Outcome]:
+        """Capture leads in order, in one event-store transaction unless a concurrent writer interferes.
+
+        A phone seen before (in the store or earlier in ``leads``) is a duplicate: the attempt is recorded
+        on the existing lead, unless it replays a CSV row already recorded. If the one transaction loses a
+        race (another request captured one of these phones, or recaptured one of these leads, meanwhile),
+        each lead is captured on its own, so the race is resolved per phone and nothing is recorded twice.
+        """
         try:
-            self.save(lead)
+            return self._capture_together(leads, now, correlation_id)
         except IntegrityError:
-            # The phone is already a lead: the unique (id, version 1) row made this atomic.
-            self._record_recapture(lead.id, source, captured_by, now, correlation_id)
-            return Duplicate(lead.id)
-        return Captured(lead.id, score, grade)
+            return [self._capture_alone(new, now, correlation_id) for new in leads]
 
-    def _record_recapture(self, lead_id: UUID, source: str, captured_by: str, now: datetime, correlation_id: str | None) -> None:
-        for _ in range(5):
-            existing: Lead = self.repository.get(lead_id)
-            existing.record_recapture(source=source, captured_by=captured_by, recaptured_at=now, correlation_id=correlation_id)
+    def _capture_alone(self, new: NewLead, now: datetime, correlation_id: str | None) -> Outcome:
+        for attempt in range(RACE_ATTEMPTS):
             try:
-                self.save(existing)
-                return
+                return self._capture_together([new], now, correlation_id)[0]
             except IntegrityError:
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        raise Contention(f"could not record the capture of lead {new.lead_id}")
+
+    def _capture_together(self, leads: Sequence[NewLead], now: datetime, correlation_id: str | None) -> list[Outcome]:
+        existing = self.recorder.existing_leads({new.lead_id for new in leads})
+        replayed = self.recorder.imported_rows({new.import_fingerprint for new in leads if new.import_fingerprint})
+        matches = self.recorder.leads_matching({key for new in leads for key in new.match_keys()})
+        created: dict[UUID, Lead] = {}
+        recaptured: dict[UUID, Lead] = {}
+        lead_keys: list[tuple[str, UUID]] = []
+        import_rows: list[tuple[str, UUID]] = []
+        outcomes: list[Outcome] = []
+        for new in leads:
+            lead_id = new.lead_id
+            if new.import_fingerprint in replayed:
+                outcomes.append(Duplicate(lead_id))
                 continue
+            lead = created.get(lead_id) or recaptured.get(lead_id)
+            if lead is None and lead_id in existing:
+                lead = recaptured[lead_id] = self.repository.get(lead_id)
+            if lead is not None:
+                if lead.recapture(new, now=now, correlation_id=correlation_id) and new.import_fingerprint:
+                    import_rows.append((new.import_fingerprint, lead_id))
+                outcomes.append(Duplicate(lead_id))
+                continue
+            keys = new.match_keys()
+            possible = sorted({str(other) for key in keys for other in matches.get(key, ()) if other != lead_id})
+            lead = created[lead_id] = Lead.capture(
+                new, self.rules, possible_duplicates=possible, now=now, correlation_id=correlation_id
+            )
+            for key in keys:
+                matches.setdefault(key, set()).add(lead_id)
+                lead_keys.append((key, lead_id))
+            if new.import_fingerprint:
+                import_rows.append((new.import_fingerprint, lead_id))
+            outcomes.append(Captured(lead_id, lead.score, lead.grade, possible))
+        if created or recaptured:
+            self.save(*created.values(), *recaptured.values(), lead_keys=lead_keys, import_rows=import_rows)
+        return outcomes
+
+    def record_signal(
+        self, lead_id: UUID, signal: str, *, recorded_by: str, now: datetime, correlation_id: str | None = None
+    ) -> Rescored:
+        """Re-score a lead for a behaviour signal; raises LeadNotFound, UnknownSignal or Contention."""
+        for attempt in range(RACE_ATTEMPTS):
+            lead: Lead | None = self.get_or_none(lead_id)
+            if lead is None:
+                raise LeadNotFound(lead_id)
+            previous = lead.score, lead.grade
+            card = lead.record_signal(signal, self.rules, recorded_by=recorded_by, now=now, correlation_id=correlation_id)
+            try:
+                self.save(lead)
+                return Rescored(*previous, card)
+            except IntegrityError:
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        raise Contention(f"could not record the signal for lead {lead_id}")
 
     def get_lead(self, lead_id: UUID) -> Lead | None:
         return self.get_or_none(lead_id)
 
-    @staticmethod
-    def lead_id_for(phone: str) -> UUID:
-        return lead_id_for_phone(phone)
+    def possible_duplicates_of(self, lead: Lead) -> list[dict[str, Any]]:
+        """Leads sharing a WeChat id, email or company + name with this one, captured before or after it."""
+        related = self.recorder.related_leads(lead.id)
+        return [{"lead_id": str(other), "matched_on": kinds} for other, kinds in related.items()]

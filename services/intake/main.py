@@ -7,13 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
+from eventsourcing.utils import get_topic
 from fastapi import FastAPI
 
 from services.intake import SERVICE
 from services.intake.api import router
+from services.intake.api.http import BodyLimits
 from services.intake.app import IntakeApplication
-from services.intake.config import IntakeSettings
+from services.intake.config import IntakeSettings, load_scoring_rules
 from services.intake.publishers import to_integration_events
+from services.intake.store import IntakeRecorder
 from shared.eventstore import ensure_schema, eventsourcing_env
 from shared.relay import OutboxRelay, build_producer
 from shared.service import create_service_app, kafka_check, postgres_check
@@ -24,8 +27,10 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rules = load_scoring_rules(settings.scoring_rules)
         await asyncio.to_thread(ensure_schema, settings, SERVICE)
-        intake = await asyncio.to_thread(IntakeApplication, eventsourcing_env(settings, SERVICE))
+        env = eventsourcing_env(settings, SERVICE, PROCESS_RECORDER_TOPIC=get_topic(IntakeRecorder))
+        intake = await asyncio.to_thread(IntakeApplication, env, rules)
         producer = build_producer(settings.kafka_bootstrap)
         await producer.start()
         relay = OutboxRelay(
@@ -57,6 +62,14 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
         ],
     )
     app.include_router(router)
+    app.add_middleware(
+        BodyLimits,
+        limits=[
+            ("POST", "/leads", settings.intake_max_lead_bytes),
+            ("POST", "/leads/batch", settings.intake_max_batch_bytes),
+            ("POST", "/leads/[^/]+/signals", settings.intake_max_lead_bytes),
+        ],
+    )
     return app
 
 

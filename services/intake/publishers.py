@@ -1,28 +1,42 @@
-"""The explicit mapping from intake's recorded domain events to public integration events."""
+"""The explicit mapping from intake's recorded domain events to public integration events.
+
+- ``Lead.Captured`` → ``LeadCaptured`` (plus ``possible_duplicates``), then ``LeadScored`` with the initial
+  score's reasons (``previous_score`` null), so every score a lead ever had is a ``LeadScored``;
+- ``Lead.Recaptured`` → ``LeadRecaptured``;
+- ``Lead.Scored`` (a behaviour signal) → ``LeadScored``.
+
+Event ids are derived from (lead, version[, type]): a republished event keeps its id.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification
 
 from services.intake import SERVICE
 from services.intake.domain import Lead
-from shared.events import Envelope, LeadCaptured, LeadRecaptured, deterministic_event_id, make_envelope
+from shared.events import Envelope, LeadCaptured, LeadRecaptured, LeadScored, deterministic_event_id, make_envelope
 
 
 def to_integration_events(event: DomainEventProtocol, notification: Notification) -> Sequence[Envelope]:
     lead_id = str(event.originator_id)
-    event_id = deterministic_event_id(SERVICE, lead_id, event.originator_version)
-    common = {
-        "service": SERVICE,
-        "time": event.timestamp,
-        "event_id": event_id,
-        "correlation_id": getattr(event, "correlation_id", None),
-    }
+    version = event.originator_version
+    correlation_id = getattr(event, "correlation_id", None)
+
+    def envelope(payload: LeadCaptured | LeadRecaptured | LeadScored, *id_parts: str, time: datetime) -> Envelope:
+        return make_envelope(
+            payload,
+            service=SERVICE,
+            time=time,
+            event_id=deterministic_event_id(SERVICE, lead_id, version, *id_parts),
+            correlation_id=correlation_id,
+        )
+
     if isinstance(event, Lead.Captured):
-        payload = LeadCaptured(
+        captured = LeadCaptured(
             lead_id=lead_id,
             name=event.name,
             phone=event.phone,
@@ -31,10 +45,24 @@ def to_integration_events(event: DomainEventProtocol, notification: Notification
             grade=event.grade,
             captured_by=event.captured_by,
             reported_by=event.reported_by,
+            possible_duplicates=event.possible_duplicates,
             **event.profile,
         )
-        return [make_envelope(payload, **common)]
+        scored = LeadScored(lead_id=lead_id, score=event.score, grade=event.grade, reasons=event.reasons)
+        return [envelope(captured, time=event.captured_at), envelope(scored, "LeadScored", time=event.captured_at)]
     if isinstance(event, Lead.Recaptured):
-        payload = LeadRecaptured(lead_id=lead_id, source=event.source, captured_by=event.captured_by)
-        return [make_envelope(payload, **common)]
+        recaptured = LeadRecaptured(lead_id=lead_id, source=event.source, captured_by=event.captured_by)
+        return [envelope(recaptured, time=event.recaptured_at)]
+    if isinstance(event, Lead.Scored):
+        scored = LeadScored(
+            lead_id=lead_id,
+            score=event.score,
+            grade=event.grade,
+            previous_score=event.previous_score,
+            previous_grade=event.previous_grade,
+            reasons=event.reasons,
+            signal=event.signal,
+            recorded_by=event.recorded_by,
+        )
+        return [envelope(scored, time=event.scored_at)]
     return []
