@@ -1,0 +1,118 @@
+"""analytics' HTTP API: translate query parameters, call the read side, map outcomes to responses."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.analytics.domain import Customer360, fold_customer, may_view
+from services.analytics.queries import Queries
+from services.analytics.reports import FunnelReport, Leaderboard, ResponseGroup, ResponseTimeReport, funnel_group, leaderboard
+from shared.auth import Principal, require_roles
+from shared.problems import Problem, validation_problem
+
+router = APIRouter()
+
+Reader = Annotated[Principal, require_roles("rep", "manager", "admin", "integration")]
+# Team reports: managers, admins and integrations (BI tools); reps see their own leads only.
+ReportReader = Annotated[Principal, require_roles("manager", "admin", "integration")]
+DEFAULT_RANGE_DAYS = 30
+
+
+def queries(request: Request) -> Queries:
+    return request.app.state.queries
+
+
+Read = Annotated[Queries, Depends(queries)]
+FromDate = Annotated[
+    date | None, Query(alias="from", description="First capture day (UTC, inclusive); default: 30 days before `to`.")
+]
+ToDate = Annotated[date | None, Query(alias="to", description="Last day (UTC, inclusive); default: today.")]
+
+
+def day_range(from_date: date | None, to_date: date | None) -> tuple[date, date]:
+    to_date = to_date or datetime.now(UTC).date()
+    from_date = from_date or to_date - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    if from_date > to_date:
+        raise validation_problem([{"field": "from", "message": "must not be after `to`"}])
+    return from_date, to_date
+
+
+def bounds(from_date: date, to_date: date) -> tuple[datetime, datetime]:
+    """The instants [start, end) covering the days from ``from_date`` to ``to_date`` inclusive, in UTC."""
+    return datetime.combine(from_date, time(), UTC), datetime.combine(to_date + timedelta(days=1), time(), UTC)
+
+
+@router.get(
+    "/customers/{lead_id}", response_model=Customer360, summary="Customer 360 view, now or as of a moment", tags=["customers"]
+)
+def customer(
+    lead_id: UUID,
+    read: Read,
+    principal: Reader,
+    as_of: Annotated[datetime | None, Query(description="RFC 3339 with offset: the view as it stood then.")] = None,
+) -> Customer360:
+    if as_of is not None and as_of.tzinfo is None:
+        raise validation_problem([{"field": "as_of", "message": "must carry a UTC offset, e.g. 2026-11-23T08:00:00Z"}])
+    events = read.customer_events(str(lead_id))
+    current = fold_customer(events, str(lead_id))
+    if current is None:
+        raise Problem(404, "lead-not-found", f"No lead {lead_id}.")
+    if not may_view(current, principal.role, principal.sub):
+        raise Problem(403, "not-your-lead", "Reps see only their own leads and the public pool.")
+    if as_of is None:
+        return current
+    past = fold_customer(events, str(lead_id), as_of)
+    if past is None:
+        raise Problem(404, "lead-not-yet-known", f"Nothing was known of lead {lead_id} at {as_of.isoformat()}.")
+    return past
+
+
+@router.get(
+    "/funnel", response_model=FunnelReport, summary="Stages reached and conversion, for a capture-date range", tags=["reports"]
+)
+def funnel(
+    read: Read,
+    principal: ReportReader,
+    from_date: FromDate = None,
+    to_date: ToDate = None,
+    group_by: Literal["source", "rep", "region", "industry"] | None = None,
+) -> FunnelReport:
+    first, last = day_range(from_date, to_date)
+    rows = read.funnel(*bounds(first, last), group_by)
+    groups = [
+        funnel_group(r["key"], [r[f"reached_{k}"] for k in range(7)], r["won"], r["lost"], r["avg_cycle_seconds"]) for r in rows
+    ]
+    return FunnelReport(from_date=first, to_date=last, group_by=group_by, groups=groups)
+
+
+@router.get(
+    "/response-time", response_model=ResponseTimeReport, summary="Capture → first follow-up: avg, p50, p90", tags=["reports"]
+)
+def response_time(
+    read: Read,
+    principal: ReportReader,
+    group_by: Literal["rep", "source"] = "rep",
+    from_date: Annotated[date | None, Query(alias="from", description="First capture day (UTC); default: all history.")] = None,
+    to_date: Annotated[date | None, Query(alias="to", description="Last capture day (UTC, inclusive).")] = None,
+) -> ResponseTimeReport:
+    if from_date and to_date and from_date > to_date:
+        raise validation_problem([{"field": "from", "message": "must not be after `to`"}])
+    start = bounds(from_date, from_date)[0] if from_date else None
+    end = bounds(to_date, to_date)[1] if to_date else None
+    rows = read.response_time(start, end, group_by)
+    return ResponseTimeReport(from_date=from_date, to_date=to_date, group_by=group_by, groups=[ResponseGroup(**r) for r in rows])
+
+
+@router.get(
+    "/leaderboard",
+    response_model=Leaderboard,
+    summary="Per rep: leads owned, follow-ups, won, conversion, tasks",
+    tags=["reports"],
+)
+def get_leaderboard(read: Read, principal: ReportReader, from_date: FromDate = None, to_date: ToDate = None) -> Leaderboard:
+    first, last = day_range(from_date, to_date)
+    return leaderboard(first, last, read.leaderboard(first, last, *bounds(first, last)))

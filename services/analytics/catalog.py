@@ -1,0 +1,169 @@
+"""Projection instances and which one serves: versioned table sets switched without downtime.
+
+Each instance is a schema ``<analytics>_r<N>`` holding the tables of one or more projections plus
+its own consumption positions. ``<analytics>.serving`` says which instance serves each projection,
+and the views ``<analytics>.<table>`` point at it. :meth:`Catalog.promote` moves the pointers and
+replaces the views in one transaction: readers see the old tables or the new ones, never neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from psycopg import Connection, sql
+from psycopg_pool import ConnectionPool
+
+from services.analytics.projections import REGISTRY, Projection
+from services.analytics.projections.base import in_schema
+
+CATALOG_DDL = (
+    "CREATE SCHEMA IF NOT EXISTS {schema}",
+    "CREATE SEQUENCE IF NOT EXISTS {schema}.instance_numbers",
+    """CREATE TABLE IF NOT EXISTS {schema}.instances (
+        name text PRIMARY KEY,
+        projections text[] NOT NULL,
+        state text NOT NULL CHECK (state IN ('building', 'serving', 'retired')),
+        created_at timestamptz NOT NULL DEFAULT now(),
+        promoted_at timestamptz
+    )""",
+    """CREATE TABLE IF NOT EXISTS {schema}.serving (
+        projection text PRIMARY KEY,
+        instance text NOT NULL REFERENCES {schema}.instances (name)
+    )""",
+)
+
+# Consumption state of an instance, written in the same transaction as its projections' rows.
+TRACKING_DDL = (
+    "CREATE SCHEMA {schema}",
+    """CREATE TABLE {schema}.positions (
+        topic text NOT NULL,
+        partition int NOT NULL,
+        next_offset bigint NOT NULL,
+        PRIMARY KEY (topic, partition)
+    )""",
+    "CREATE TABLE {schema}.processed_events (event_id text PRIMARY KEY)",
+)
+
+
+@dataclass(frozen=True)
+class Instance:
+    name: str
+    projections: tuple[Projection, ...]
+
+    @property
+    def projection_names(self) -> list[str]:
+        return [p.name for p in self.projections]
+
+
+class UnknownProjection(LookupError):
+    pass
+
+
+def projections_named(names: Iterable[str]) -> tuple[Projection, ...]:
+    unknown = [name for name in names if name not in REGISTRY]
+    if unknown:
+        raise UnknownProjection(f"unknown projection(s): {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
+    return tuple(REGISTRY[name] for name in dict.fromkeys(names))
+
+
+class Catalog:
+    def __init__(self, pool: ConnectionPool, schema: str) -> None:
+        self.pool = pool
+        self.schema = schema
+
+    def _q(self, template: str) -> sql.Composed:
+        return in_schema(template, self.schema)
+
+    def _lock(self, conn: Connection) -> None:
+        # The service and replay CLIs may change the catalog at the same time: one at a time.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"leadflow-catalog:{self.schema}",))
+
+    def ensure(self) -> None:
+        """Create the catalog, and one serving instance for every registered projection that has none."""
+        with self.pool.connection() as conn, conn.transaction():
+            self._lock(conn)
+            for statement in CATALOG_DDL:
+                conn.execute(self._q(statement))
+            serving = {row[0] for row in conn.execute(self._q("SELECT projection FROM {schema}.serving"))}
+            missing = [name for name in REGISTRY if name not in serving]
+            if missing:
+                instance = self._create(conn, projections_named(missing))
+                self._promote(conn, instance)
+
+    def create_instance(self, names: Iterable[str]) -> Instance:
+        """A fresh, empty instance for a replay (state ``building``)."""
+        projections = projections_named(names)
+        with self.pool.connection() as conn, conn.transaction():
+            self._lock(conn)
+            return self._create(conn, projections)
+
+    def _create(self, conn: Connection, projections: tuple[Projection, ...]) -> Instance:
+        number = conn.execute(self._q("SELECT nextval('{schema}.instance_numbers')")).fetchone()[0]
+        instance = Instance(f"{self.schema}_r{number}", projections)
+        for statement in TRACKING_DDL + tuple(s for p in projections for s in p.ddl):
+            conn.execute(in_schema(statement, instance.name))
+        conn.execute(
+            self._q("INSERT INTO {schema}.instances (name, projections, state) VALUES (%s, %s, 'building')"),
+            (instance.name, instance.projection_names),
+        )
+        return instance
+
+    def instance(self, name: str) -> Instance | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(self._q("SELECT projections FROM {schema}.instances WHERE name = %s"), (name,)).fetchone()
+        return None if row is None else Instance(name, projections_named(row[0]))
+
+    def serving_instances(self) -> list[Instance]:
+        """Instances that serve at least one projection: the ones the service keeps up to date."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                self._q("SELECT name, projections FROM {schema}.instances WHERE state = 'serving' ORDER BY name")
+            ).fetchall()
+        return [Instance(name, projections_named(names)) for name, names in rows]
+
+    def describe(self) -> list[tuple]:
+        """Every instance: name, state, projections, created, promoted."""
+        with self.pool.connection() as conn:
+            return conn.execute(
+                self._q("SELECT name, state, projections, created_at, promoted_at FROM {schema}.instances ORDER BY created_at")
+            ).fetchall()
+
+    def promote(self, instance: Instance) -> None:
+        """Make ``instance`` serve its projections (pointers and views switched in one transaction)."""
+        with self.pool.connection() as conn, conn.transaction():
+            self._lock(conn)
+            self._promote(conn, instance)
+
+    def _promote(self, conn: Connection, instance: Instance) -> None:
+        for projection in instance.projections:
+            for table in projection.tables:
+                view, target = sql.Identifier(self.schema, table), sql.Identifier(instance.name, table)
+                conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
+                conn.execute(sql.SQL("CREATE VIEW {} AS SELECT * FROM {}").format(view, target))
+            conn.execute(
+                self._q(
+                    """INSERT INTO {schema}.serving (projection, instance) VALUES (%s, %s)
+                    ON CONFLICT (projection) DO UPDATE SET instance = EXCLUDED.instance"""
+                ),
+                (projection.name, instance.name),
+            )
+        conn.execute(
+            self._q("UPDATE {schema}.instances SET state = 'serving', promoted_at = now() WHERE name = %s"), (instance.name,)
+        )
+        conn.execute(
+            self._q(
+                """UPDATE {schema}.instances SET state = 'retired' WHERE state = 'serving'
+                AND name NOT IN (SELECT instance FROM {schema}.serving)"""
+            )
+        )
+
+    def drop_retired(self) -> list[str]:
+        """Drop the schemas of instances that serve nothing any more; returns their names."""
+        with self.pool.connection() as conn, conn.transaction():
+            self._lock(conn)
+            names = [row[0] for row in conn.execute(self._q("SELECT name FROM {schema}.instances WHERE state = 'retired'"))]
+            for name in names:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+            conn.execute(self._q("DELETE FROM {schema}.instances WHERE state = 'retired'"))
+        return names

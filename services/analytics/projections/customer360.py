@@ -1,0 +1,77 @@
+"""Customer 360: every event of every lead, kept in topic order, folded into the view on request.
+
+Storing the events (not a current-state row) is what lets ``as_of`` answer from history: the view
+at any moment is the fold of the events up to it (:func:`services.analytics.domain.fold_customer`).
+Writes are a plain COPY, the cheapest thing a replay can do. Erasure scrubs the stored events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+from psycopg import Cursor
+
+from services.analytics.domain import ERASED
+from services.analytics.projections.base import Fact, Projection, in_schema
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS {schema}.customer_events (
+        lead_id text NOT NULL,
+        partition int NOT NULL,
+        "offset" bigint NOT NULL,
+        event_id text NOT NULL,
+        type text NOT NULL,
+        schemaversion int NOT NULL,
+        time timestamptz NOT NULL,
+        data jsonb NOT NULL,
+        PRIMARY KEY (lead_id, partition, "offset")
+    )""",
+)
+
+COPY = 'COPY {schema}.customer_events (lead_id, partition, "offset", event_id, type, schemaversion, time, data) FROM STDIN'
+
+# What erasure leaves of the events that carried personal data (the payloads stay valid).
+SCRUBBED = {
+    "LeadCaptured": {
+        "name": ERASED,
+        "phone": ERASED,
+        "email": None,
+        "wechat": None,
+        "title": None,
+        "needs": None,
+        "contacts": [],
+    },
+    "FollowUpLogged": {"summary": ERASED, "pain_points": None, "objections": None, "next_step": None},
+}
+SCRUB = """UPDATE {schema}.customer_events SET data = data || %s::jsonb WHERE lead_id = ANY(%s) AND type = %s"""
+
+
+def apply(cur: Cursor, schema: str, facts: Sequence[Fact]) -> None:
+    with cur.copy(in_schema(COPY, schema)) as copy:
+        for fact in facts:
+            copy.write_row(
+                (
+                    fact.lead_id,
+                    fact.partition,
+                    fact.offset,
+                    fact.event_id,
+                    fact.type,
+                    fact.version,
+                    fact.time,
+                    orjson.dumps(fact.data).decode(),
+                )
+            )
+    erased = [fact.lead_id for fact in facts if fact.type == "PersonalDataErased"]
+    if erased:
+        for event_type, scrubbed in SCRUBBED.items():
+            cur.execute(in_schema(SCRUB, schema), (orjson.dumps(scrubbed).decode(), erased, event_type))
+
+
+PROJECTION = Projection(
+    name="customer360",
+    description="Every event per lead in topic order; GET /customers/{id} folds them (also as_of).",
+    tables=("customer_events",),
+    ddl=DDL,
+    apply=apply,
+)

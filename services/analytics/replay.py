@@ -1,0 +1,126 @@
+"""Rebuild projections from the whole history, then serve them without downtime.
+
+    python -m services.analytics.replay funnel customer360      # build, promote, keep following live
+    python -m services.analytics.replay pool_time --no-follow   # build, promote, exit (the service follows it)
+    python -m services.analytics.replay funnel --instance analytics_r7   # resume a replay that was stopped
+    python -m services.analytics.replay --list | --drop-retired
+
+A replay builds the named projections from offset 0 into a fresh instance (a schema of their own),
+printing events/s and an ETA; once caught up with the topic it switches the serving views to the
+new tables in one transaction (readers see old or new, never neither) and follows the topic live.
+The running service picks the new instance up within ``LEADFLOW_CATALOG_POLL_INTERVAL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from datetime import timedelta
+
+from psycopg_pool import ConnectionPool
+
+from services.analytics.catalog import Catalog, Instance, UnknownProjection
+from services.analytics.config import AnalyticsSettings
+from services.analytics.consumers import instance_consumer
+from services.analytics.projections import REGISTRY
+from shared import logs
+from shared.consumer import TopicConsumer
+
+
+async def remaining(consumer: TopicConsumer) -> int | None:
+    """Records on the assigned partitions not yet applied; None until partitions are assigned."""
+    assignment = consumer.consumer.assignment()
+    if not assignment:
+        return None
+    ends = await consumer.consumer.end_offsets(list(assignment))
+    return sum([max(0, ends[tp] - await consumer.consumer.position(tp)) for tp in assignment])
+
+
+def progress_line(instance: str, applied: int, left: int | None, rate: float) -> str:
+    eta = "?" if left is None or rate <= 0 else str(timedelta(seconds=round(left / rate)))
+    left_text = "?" if left is None else f"{left:,}"
+    return f"\r[{instance}] applied {applied:,} events · {rate:,.0f} events/s · {left_text} to go · ETA {eta}   "
+
+
+async def replay(
+    settings: AnalyticsSettings, catalog: Catalog, instance: Instance, *, promote: bool, follow: bool, batch: int
+) -> None:
+    consumer = instance_consumer(settings, catalog.pool, instance, batch)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    started, last_applied, last_at = time.monotonic(), 0, time.monotonic()
+    caught_up = False
+    try:
+        while not stop.is_set() and not task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            now = time.monotonic()
+            rate = (consumer.applied - last_applied) / (now - last_at)
+            last_applied, last_at = consumer.applied, now
+            left = await remaining(consumer)
+            print(progress_line(instance.name, consumer.applied, left, rate), end="", file=sys.stderr, flush=True)
+            if left == 0 and not caught_up:
+                caught_up = True
+                elapsed = now - started
+                print(
+                    f"\n[{instance.name}] caught up: {consumer.applied:,} events in {elapsed:.1f}s "
+                    f"({consumer.applied / max(elapsed, 1e-9):,.0f} events/s)",
+                    file=sys.stderr,
+                )
+                if promote:
+                    await asyncio.to_thread(catalog.promote, instance)
+                    print(f"[{instance.name}] now serving {', '.join(instance.projection_names)}", file=sys.stderr)
+                if not follow:
+                    break
+                print(f"[{instance.name}] following the topic live; Ctrl-C to stop", file=sys.stderr)
+    finally:
+        consumer.stop()
+        await task
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Replay the topic into fresh projection tables, then serve them.")
+    parser.add_argument("projections", nargs="*", help=f"any of: {', '.join(REGISTRY)}")
+    parser.add_argument("--instance", help="resume building this instance instead of creating a new one")
+    parser.add_argument("--no-promote", action="store_true", help="build only; do not switch the serving views")
+    parser.add_argument("--no-follow", action="store_true", help="exit once caught up (and promoted)")
+    parser.add_argument("--batch-size", type=int, default=5000, help="records per partition batch (default 5000)")
+    parser.add_argument("--list", action="store_true", help="list the instances and what they serve")
+    parser.add_argument("--drop-retired", action="store_true", help="drop the schemas of instances that serve nothing")
+    args = parser.parse_args()
+    settings = AnalyticsSettings()
+    logs.configure_logging("analytics-replay", "WARNING")
+    with ConnectionPool(settings.database_url, min_size=1, max_size=4) as pool:
+        catalog = Catalog(pool, settings.analytics_schema)
+        catalog.ensure()
+        if args.list:
+            for row in catalog.describe():
+                print("\t".join(str(value) for value in row))
+            return
+        if args.drop_retired:
+            print("dropped:", ", ".join(catalog.drop_retired()) or "nothing")
+            return
+        if not args.projections and not args.instance:
+            parser.error("name the projections to replay (or --instance to resume one)")
+        try:
+            instance = catalog.instance(args.instance) if args.instance else catalog.create_instance(args.projections)
+        except UnknownProjection as exc:
+            parser.error(str(exc))
+        if instance is None:
+            parser.error(f"no instance {args.instance}")
+        print(f"[{instance.name}] replaying {', '.join(instance.projection_names)} from {settings.topic}", file=sys.stderr)
+        asyncio.run(
+            replay(settings, catalog, instance, promote=not args.no_promote, follow=not args.no_follow, batch=args.batch_size)
+        )
+
+
+if __name__ == "__main__":
+    main()
