@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -15,7 +17,7 @@ from services.followup.domain.tasks import Task
 from shared.eventstore import EventSourcedApplication
 
 T = TypeVar("T")
-ATTEMPTS = 5
+ATTEMPTS = 8
 
 
 class LeadNotFound(LookupError):
@@ -90,6 +92,7 @@ class FollowupApplication(EventSourcedApplication):
             except IntegrityError:
                 if attempt == ATTEMPTS - 1:
                     raise
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))  # jitter, so racing writers do not collide again
         raise AssertionError("unreachable")
 
     def _for_each(self, lead_ids: Iterable[str], change: Callable[[LeadFile], int]) -> int:
