@@ -1,0 +1,80 @@
+"""Claims under contention on the real PostgreSQL, published through the real Kafka broker."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+
+from services.assignment.app import AssignmentApplication
+from services.assignment.domain.errors import AssignmentError
+from services.assignment.domain.ownership import Ownership
+from services.assignment.domain.rules import OwnershipRules
+from services.assignment.publishers import to_integration_events
+from shared.config import ServiceSettings
+from shared.eventstore import eventsourcing_env
+from shared.relay import OutboxRelay, build_producer
+from tests.integration.kafka_reading import read_all
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def app(infra, fresh_schema):
+    settings = ServiceSettings(database_url=infra["database_url"], db_pool_size=20)
+    application = AssignmentApplication(eventsourcing_env(settings, fresh_schema), OwnershipRules(max_leads_per_rep=3))
+    yield application
+    application.close()
+
+
+def pool_lead(app: AssignmentApplication) -> str:
+    lead = Ownership(lead_id=str(uuid.uuid4()), region=None, industry=None, grade="B", source="web_form", captured_at=NOW)
+    app.save(lead)
+    return lead.lead_id
+
+
+def all_at_once(calls: list) -> list[str]:
+    """Run the calls from as many threads, released together; each outcome is 'ok' or the refusal's class."""
+    start = threading.Barrier(len(calls))
+
+    def run(call) -> str:
+        start.wait()
+        try:
+            call()
+            return "ok"
+        except AssignmentError as refused:
+            return type(refused).__name__
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+async def test_fifty_reps_claim_one_lead_at_once_exactly_one_wins_and_one_claim_is_published(app, infra, fresh_topic):
+    lead_id = pool_lead(app)
+    outcomes = all_at_once([lambda rep=f"rep-{n}": app.claim(lead_id, rep, NOW) for n in range(50)])
+    assert Counter(outcomes) == {"ok": 1, "LeadAlreadyOwned": 49}
+    winner = f"rep-{outcomes.index('ok')}"
+    assert app.ownership(lead_id).owner == winner
+
+    producer = build_producer(infra["kafka"])
+    await producer.start()
+    try:
+        relay = OutboxRelay(app=app, service="assignment", producer=producer, topic=fresh_topic, mapping=to_integration_events)
+        await relay.drain()
+    finally:
+        await producer.stop()
+    found = [envelope for _, envelope in await read_all(infra["kafka"], fresh_topic, expect_at_least=1)]
+    assert [(e.type, e.subject, e.data["rep_id"], e.data["how"]) for e in found] == [("LeadClaimed", lead_id, winner, "claim")]
+
+
+def test_one_rep_claiming_many_leads_at_once_stays_within_the_limit(app):
+    leads = [pool_lead(app) for _ in range(10)]
+    outcomes = all_at_once([lambda lead_id=lead_id: app.claim(lead_id, "rep-greedy", NOW) for lead_id in leads])
+    assert Counter(outcomes) == {"ok": 3, "ClaimLimitReached": 7}
+    owned = [lead_id for lead_id in leads if app.ownership(lead_id).owner == "rep-greedy"]
+    assert len(owned) == 3
