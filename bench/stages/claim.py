@@ -1,0 +1,88 @@
+"""Stage 3: many reps claim the same lead at the same moment; exactly one may win, every time.
+
+Each trial captures a fresh lead (POST /leads), waits until assignment knows it
+(GET /leads/{id}/ownership answers 200), then fires ``claimers`` claims at once, each with the
+token of a different rep, over connections opened beforehand. Every claim must answer 200 (the
+winner) or 409 (owned by someone else); anything else, or a winner count other than 1, is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import httpx
+
+from bench.clients import UnexpectedResponse, capture_one
+from bench.context import Run
+from bench.progress import Progress
+from bench.results import StageResult
+from bench.stats import percentile
+
+
+async def known_to_assignment(client: httpx.AsyncClient, run: Run, lead_id: str, timeout: float = 60) -> None:
+    url = run.env.url("assignment") + f"/leads/{lead_id}/ownership"
+    headers = run.env.headers("manager", "bench-manager")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = await client.get(url, headers=headers)
+        if response.status_code == 200:
+            return
+        if response.status_code != 404:
+            raise UnexpectedResponse(f"GET /leads/{lead_id}/ownership", response)
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"assignment did not learn of lead {lead_id} within {timeout:.0f}s")
+
+
+async def trial(client: httpx.AsyncClient, run: Run, number: int) -> tuple[list[float], Counter[int]]:
+    lead_id = await capture_one(client, run.env, run.leads.lead())
+    run.captured += 1
+    await known_to_assignment(client, run, lead_id)
+    url = run.env.url("assignment") + f"/leads/{lead_id}/claim"
+    claimers = [run.env.headers("rep", f"bench-rep-{number}-{n}") for n in range(run.sizes.claimers)]
+    go = asyncio.Event()
+
+    async def claim(headers: dict[str, str]) -> tuple[float, int]:
+        await go.wait()
+        started = time.perf_counter()
+        response = await client.post(url, headers=headers)
+        return time.perf_counter() - started, response.status_code
+
+    tasks = [asyncio.create_task(claim(headers)) for headers in claimers]
+    await asyncio.sleep(0)  # every claimer is waiting on the same event before it fires
+    go.set()
+    outcomes = await asyncio.gather(*tasks)
+    return [seconds for seconds, _ in outcomes], Counter(status for _, status in outcomes)
+
+
+async def run_stage(run: Run, result: StageResult) -> None:
+    trials, claimers = run.sizes.claim_trials, run.sizes.claimers
+    latencies: list[float] = []
+    winners: list[int] = []
+    statuses: Counter[int] = Counter()
+    progress = Progress(f"claim trials ({claimers} claimers each)", trials)
+    async with run.client(connections=claimers + 10, timeout=60) as client:
+        # Open the connections first, so the trials measure claims rather than TCP handshakes.
+        await asyncio.gather(*(client.get(run.env.url("assignment") + "/healthz") for _ in range(claimers)))
+        for number in range(trials):
+            seconds, codes = await trial(client, run, number)
+            latencies.extend(seconds)
+            winners.append(codes[200])
+            statuses.update(codes)
+            progress.update(number + 1, f"winners so far {winners}")
+    progress.finish()
+    result.details["winners_per_trial"] = winners
+    result.details["statuses"] = {str(code): count for code, count in sorted(statuses.items())}
+    wrong = [(n, w) for n, w in enumerate(winners) if w != 1]
+    if wrong:
+        result.alert(f"CLAIM RACE BROKEN: trials with a winner count other than 1 (trial, winners): {wrong}")
+    unexpected = {code: count for code, count in statuses.items() if code not in (200, 409)}
+    if unexpected:
+        result.alert(f"claims answered with unexpected statuses {unexpected}")
+    ms = [x * 1000 for x in latencies]
+    note = f"{trials} trials × {claimers} concurrent claimers"
+    result.compare("claim latency p50 under contention", percentile(ms, 50), "ms", "es.save1_p50_ms", run.baselines, note=note)
+    result.compare("claim latency p99 under contention", percentile(ms, 99), "ms", "es.save1_p99_ms", run.baselines, note=note)
+    result.add("winners per trial (min)", min(winners), "winners", note="must be 1")
+    result.add("winners per trial (max)", max(winners), "winners", note="must be 1")

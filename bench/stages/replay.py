@@ -1,0 +1,145 @@
+"""Stage 5: replaying a synthetic history into analytics' customer 360 + funnel, against raw consume.
+
+The history (whole lead lives: captured, claimed, followed up, tasks, stage moves, won/lost) is
+produced as valid contract envelopes to a topic of its own. The baseline is a plain consumer reading
+the same topic (and one that also decodes and validates every envelope). The replay is analytics'
+own CLI, ``python -m services.analytics.replay customer360 funnel --no-promote --no-follow``, run as
+a child process on a schema of its own (so the running service's views are untouched); its peak
+RSS comes from the kernel's accounting of the child (``wait4``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from bench.context import Run
+from bench.kafka_io import TopicReader, produce
+from bench.launcher import ROOT
+from bench.progress import Progress
+from bench.results import StageResult
+from bench.stats import rate
+from bench.synthetic import history_envelopes
+from shared.events import decode, encode, kafka_headers
+
+PROJECTIONS = ("customer360", "funnel")
+CAUGHT_UP = re.compile(r"caught up: ([\d,]+) events in ([\d.]+)s")
+APPLIED = re.compile(r"applied ([\d,]+) events")
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    events: int
+    consume_rate: float  # raw consumer, bytes only
+    decode_rate: float  # raw consumer + decode/validate of every envelope
+    applied: int  # what the replay says it applied
+    replay_seconds: float  # the replay's own measure: consumer start → caught up
+    wall_seconds: float  # the whole child process, start-up included
+    peak_rss_mib: float
+
+
+async def read_all(run: Run, topic: str, count: int, *, decoding: bool) -> float:
+    reader = TopicReader(run.env.kafka, topic)
+    await reader.start(from_end=False)
+    seen = [0]
+
+    def on_record(record) -> None:
+        if decoding:
+            decode(record.value)
+        seen[0] += 1
+
+    try:
+        started = time.perf_counter()
+        label = "raw consume + decode" if decoding else "raw consume"
+        finished = await reader.read(
+            on_record, lambda: seen[0] >= count, timeout=max(120, count / 500), progress=Progress(label, count)
+        )
+    finally:
+        await reader.stop()
+    return rate(count, finished - started)
+
+
+def run_replay_cli(run: Run, topic: str, count: int) -> tuple[int, float, float, float]:
+    """(applied, replay seconds, wall seconds, peak RSS MiB) of the analytics replay CLI."""
+    env = {
+        **run.env.env,
+        "LEADFLOW_TOPIC": topic,
+        "LEADFLOW_ANALYTICS_SCHEMA": f"bench_replay_{count}",
+        "LEADFLOW_CONSUMER_GROUP_PREFIX": f"{run.env.group_prefix}-replay-{count}",
+    }
+    command = [sys.executable, "-m", "services.analytics.replay", *PROJECTIONS, "--no-promote", "--no-follow"]
+    progress = Progress(f"analytics replay {count:,}", count)
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    output: list[str] = []
+    try:
+        assert proc.stderr is not None
+        buffer = ""
+        while chunk := proc.stderr.read1(4096).decode(errors="replace"):  # type: ignore[attr-defined]
+            buffer += chunk
+            *lines, buffer = re.split(r"[\r\n]", buffer)
+            for line in lines:
+                output.append(line)
+                if match := APPLIED.search(line):
+                    progress.update(int(match.group(1).replace(",", "")))
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    wall = time.perf_counter() - started
+    text = "\n".join([*output, buffer])
+    if proc.returncode != 0:
+        raise RuntimeError(f"analytics replay exited with {proc.returncode}:\n{text[-2000:]}")
+    match = CAUGHT_UP.search(text)
+    if match is None:
+        raise RuntimeError(f"analytics replay did not report catching up:\n{text[-2000:]}")
+    progress.finish()
+    return int(match.group(1).replace(",", "")), float(match.group(2)), wall, usage.ru_maxrss / 1024
+
+
+async def replay_events(run: Run, count: int) -> ReplayOutcome:
+    """Produce ``count`` events to a fresh topic and replay them (memoised: stages share the result)."""
+    done: dict[int, ReplayOutcome] = run.shared.setdefault("replays", {})
+    if count in done:
+        return done[count]
+    topic = await run.env.new_topic(f"{run.env.topic}.replay-{count}")
+    records = ((e.subject.encode(), encode(e), kafka_headers(e)) for e in history_envelopes(count))
+    await produce(run.env.kafka, topic, records, total=count, label=f"produce {count:,} synthetic events")
+    consume_rate = await read_all(run, topic, count, decoding=False)
+    decode_rate = await read_all(run, topic, count, decoding=True)
+    applied, replay_seconds, wall, peak = await asyncio.to_thread(run_replay_cli, run, topic, count)
+    done[count] = ReplayOutcome(count, consume_rate, decode_rate, applied, replay_seconds, wall, peak)
+    return done[count]
+
+
+async def run_stage(run: Run, result: StageResult) -> None:
+    for count in run.sizes.replay_events:
+        outcome = await replay_events(run, count)
+        if outcome.applied != count:
+            result.alert(f"replay of {count:,} events applied {outcome.applied:,}")
+        key = f"replay{count}"
+        run.baselines[f"{key}.consume_rate"] = result.add(f"raw consume {count:,}", outcome.consume_rate, "events/s").value
+        run.baselines[f"{key}.decode_rate"] = result.add(
+            f"raw consume + decode {count:,}", outcome.decode_rate, "events/s", note="shared.events.decode per record"
+        ).value
+        replay_rate = rate(count, outcome.replay_seconds)
+        note = "±1 s: the CLI checks for catching up once a second"
+        result.compare(
+            f"replay {count:,} → 360 + funnel", replay_rate, "events/s", f"{key}.consume_rate", run.baselines, note=note
+        )
+        result.compare(f"replay {count:,} (vs consume + decode)", replay_rate, "events/s", f"{key}.decode_rate", run.baselines)
+        result.add(f"replay {count:,} wall clock (process start → exit)", outcome.wall_seconds, "s")
+        result.add(
+            f"replay {count:,} peak RSS",
+            outcome.peak_rss_mib,
+            "MiB",
+            note="over the 200 MiB goal" if outcome.peak_rss_mib > 200 else "",
+        )
+    result.details["memory_after_replay"] = run.snapshot_memory("after replay")

@@ -1,0 +1,148 @@
+"""Stage 7: does the per-event cost stay flat as the history grows?
+
+- capture: at each size N, intake's store is filled to N − window leads, then ``window`` more are
+  captured and watched onto the topic; the per-lead cost is measured on that window only;
+- projection: analytics' replay of N events (shared with the replay stage when sizes coincide);
+- scheduler tick: assignment's recycler with N owned leads of which ``tick_due`` are past their
+  first-contact deadline, run in-process on a schema of its own with a fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from eventsourcing.persistence import Tracking
+from psycopg_pool import ConnectionPool
+
+from bench.context import Run
+from bench.progress import Progress
+from bench.results import StageResult
+from bench.stages.capture import capture_and_watch, post_batches
+from bench.stages.replay import replay_events
+from bench.stats import flatness, per_event_us
+from bench.synthetic import LeadFactory, captured_payload
+from services.assignment.app import AssignmentApplication
+from services.assignment.config import AssignmentSettings, load_assignment_rules
+from services.assignment.policies import UpstreamPolicy
+from services.assignment.projections import Projector
+from services.assignment.readmodel import ReadModel
+from services.assignment.recycling import Recycler
+from shared.clock import FakeClock
+from shared.consumer import Delivered
+from shared.events import make_envelope
+from shared.eventstore import apply_tracked_batch, ensure_schema, eventsourcing_env
+
+LEADS_PER_REP = 150  # under the default claim limit of 200
+
+
+def _growth(result: StageResult, what: str, costs: list[float], sizes: list[int]) -> None:
+    if len(costs) > 1:
+        result.add(f"{what} cost growth {sizes[0]:,} → {sizes[-1]:,}", flatness(costs), "×", note="1.0 = flat")
+
+
+async def capture_stage(run: Run, result: StageResult) -> None:
+    window = run.sizes.scaling_window
+    costs, sizes = [], []
+    for size in sorted(run.sizes.scaling_leads):
+        fill = size - window - run.captured
+        if fill > 0:
+            await post_batches(run, fill, f"fill intake to {size - window:,} leads")
+        at = run.captured + window
+        timing = await capture_and_watch(run, window, f"capture window at {at:,}")
+        cost = per_event_us(window, timing.published_seconds)
+        base = 1e6 / run.baselines["es.save1000_rate"] if "es.save1000_rate" in run.baselines else None
+        if base is not None:
+            run.baselines["es.save1000_us"] = base
+        note = f"{window:,} leads captured → published with {at - window:,} already stored"
+        result.compare(f"capture cost at {at:,} leads", cost, "µs/lead", "es.save1000_us", run.baselines, note=note)
+        costs.append(cost)
+        sizes.append(at)
+    _growth(result, "capture", costs, sizes)
+
+
+async def projection_stage(run: Run, result: StageResult) -> None:
+    costs, sizes = [], []
+    for size in sorted(run.sizes.scaling_leads):
+        outcome = await replay_events(run, size)
+        run.baselines[f"replay{size}.decode_us"] = per_event_us(size, size / outcome.decode_rate)
+        cost = per_event_us(size, outcome.replay_seconds)
+        result.compare(f"projection cost at {size:,} events", cost, "µs/event", f"replay{size}.decode_us", run.baselines)
+        costs.append(cost)
+        sizes.append(size)
+    _growth(result, "projection", costs, sizes)
+
+
+def seed_owned_leads(
+    app: AssignmentApplication, policy: UpstreamPolicy, clock: FakeClock, count: int, due: int, topic: str
+) -> None:
+    """``count`` leads reported by reps (so owned from capture); the first ``due`` were claimed 10 days earlier."""
+    factory = LeadFactory(seed=count)
+    progress = Progress(f"seed assignment with {count:,} owned leads", count)
+    start = clock.now
+    bounds = [0, due, *range(due + 1000, count, 1000), count]
+    for low, high in itertools.pairwise(bounds):
+        clock.now = start - timedelta(days=10) if low < due else start
+        batch = []
+        for n in range(low, high):
+            payload = captured_payload(factory.lead(), str(uuid.uuid4())).model_copy(
+                update={"reported_by": f"bench-rep-{n // LEADS_PER_REP}"}
+            )
+            batch.append(Delivered(0, n, make_envelope(payload, service="intake", time=clock.now), payload))
+        apply_tracked_batch(app, Tracking(f"{topic}:0", high), batch, policy)
+        progress.update(high)
+    clock.now = start
+    progress.finish()
+
+
+def measure_tick(run: Run, count: int) -> tuple[float, float, int]:
+    """(seconds of the tick with ``tick_due`` due, seconds of the next tick with none due, released)."""
+    schema = f"bench_tick_{count}"
+    settings = AssignmentSettings(database_url=run.env.database_url)
+    rules = settings.ownership_rules()
+    ensure_schema(settings, schema)
+    app = AssignmentApplication(eventsourcing_env(settings, schema), rules)
+    clock = FakeClock(datetime(2026, 11, 1, tzinfo=UTC))
+    policy = UpstreamPolicy(rules, load_assignment_rules(settings.assignment_rules), clock)
+    try:
+        with ConnectionPool(run.env.database_url, min_size=1, max_size=2) as pool:
+            readmodel = ReadModel(pool, schema)
+            readmodel.create_tables()
+            seed_owned_leads(app, policy, clock, count, run.sizes.tick_due, run.env.topic + ".tick")
+            Projector(app, readmodel).catch_up()
+            clock.advance(timedelta(hours=1))  # past the due leads' first-contact deadline, before everyone else's
+            recycler = Recycler(app, readmodel, clock)
+            started = time.perf_counter()
+            released = recycler.tick()
+            due_tick = time.perf_counter() - started
+            Projector(app, readmodel).catch_up()
+            started = time.perf_counter()
+            recycler.tick()
+            idle_tick = time.perf_counter() - started
+    finally:
+        app.close()
+    return due_tick, idle_tick, len(released)
+
+
+async def tick_stage(run: Run, result: StageResult) -> None:
+    due = run.sizes.tick_due
+    costs, sizes = [], []
+    for count in sorted(run.sizes.tick_leads):
+        due_tick, idle_tick, released = await asyncio.to_thread(measure_tick, run, count)
+        if released != due:
+            result.alert(f"tick with {count:,} leads released {released} leads, expected {due}")
+        result.compare(
+            f"scheduler tick, {count:,} owned leads, {due} due",
+            due_tick * 1000,
+            "ms",
+            "es.save1_p50_ms",
+            run.baselines,
+            note=f"released {released}",
+        )
+        result.add(f"scheduler tick, {count:,} owned leads, none due", idle_tick * 1000, "ms")
+        costs.append(due_tick)
+        sizes.append(count)
+    _growth(result, "scheduler tick", costs, sizes)
