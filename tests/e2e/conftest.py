@@ -37,6 +37,8 @@ E2E_RULES = {
     "LEADFLOW_PROTECTION_PERIOD": "30d",
     "LEADFLOW_RECLAIM_COOLDOWN": "1h",
     "LEADFLOW_RELAY_POLL_INTERVAL": "100ms",
+    "LEADFLOW_SOP_CONFIG": str(ROOT / "tests" / "e2e" / "followup_sop.yaml"),
+    "LEADFLOW_RECYCLE_REMINDER_LEAD": "3s",
 }
 
 
