@@ -70,7 +70,8 @@ class Queries:
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY s) AS p50_seconds,
                 percentile_cont(0.9) WITHIN GROUP (ORDER BY s) AS p90_seconds
             FROM (SELECT *, extract(epoch FROM responded_at - captured_at)::float8 AS s FROM {{schema}}.response_leads
-                  WHERE captured_at >= coalesce(%s, '-infinity') AND captured_at < coalesce(%s, 'infinity')) r
+                  WHERE captured_at >= coalesce(%s::timestamptz, '-infinity')
+                    AND captured_at < coalesce(%s::timestamptz, 'infinity')) r
             GROUP BY 1 ORDER BY 1""",
             (start, end),
         )

@@ -82,6 +82,8 @@ async def replay(
                     break
                 print(f"[{instance.name}] following the topic live; Ctrl-C to stop", file=sys.stderr)
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         consumer.stop()
         await task
 
