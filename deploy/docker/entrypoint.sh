@@ -1,0 +1,20 @@
+#!/bin/sh
+# Starts one LeadFlow process: a service (intake|assignment|followup|analytics) or the topic bootstrap.
+# The argument wins over LEADFLOW_SERVICE. `exec` makes Python PID 1, so it receives SIGTERM itself:
+# uvicorn drains in-flight requests, then the service stops its consumers and flushes its relay.
+set -eu
+
+what="${1:-${LEADFLOW_SERVICE:-}}"
+case "$what" in
+  intake | assignment | followup | analytics)
+    export LEADFLOW_SERVICE="$what"
+    exec python -m "services.$what"
+    ;;
+  bootstrap-topic)
+    exec python "$(dirname "$0")/topic_bootstrap.py"
+    ;;
+  *)
+    echo "usage: entrypoint.sh intake|assignment|followup|analytics|bootstrap-topic (or set LEADFLOW_SERVICE); got '$what'" >&2
+    exit 64
+    ;;
+esac
