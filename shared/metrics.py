@@ -34,3 +34,7 @@ SCHEDULER_ACTIONS = Counter(
     "leadflow_scheduler_actions_total", "Time-based actions taken by schedulers", ["service", "action", "reason"]
 )
 COMMANDS = Counter("leadflow_commands_total", "Domain commands handled, by outcome", ["service", "command", "outcome"])
+# Per rep on purpose (the dashboard's follow-ups per rep): bounded by the size of the sales team.
+FOLLOW_UPS_LOGGED = Counter(
+    "leadflow_follow_ups_logged_total", "Follow-ups recorded, by rep and channel", ["service", "rep_id", "channel"]
+)
