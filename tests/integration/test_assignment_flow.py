@@ -147,7 +147,7 @@ async def test_leads_from_the_topic_are_pooled_or_reported_once_and_recycled_whe
     assert app.ownership(pooled[0].lead_id).owner == "rep-2"
 
 
-def test_the_scheduler_reads_only_due_rows_through_the_deadlines_index(app, view):
+def test_the_scheduler_reads_only_due_rows_through_the_deadlines_index(view):
     with view.pool.connection() as conn:
         conn.execute("SET enable_seqscan = off")
         table = view.table.as_string(conn)
