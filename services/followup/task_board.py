@@ -4,7 +4,7 @@ It is maintained from followup's own notification log by :class:`TaskBoardProjec
 changes and the log position it reaches are written in one transaction, under a row lock, so a
 change is applied exactly once even with several replicas. ``GET /tasks`` and the scheduler read it;
 nothing here loads an aggregate. The scheduler's query touches only open tasks that are due
-(a partial index over ``due_at``).
+(a range of the ``(status, due_at)`` index).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ CREATE TABLE IF NOT EXISTS {s}.task_board (
 );
 CREATE INDEX IF NOT EXISTS task_board_rep_status_due ON {s}.task_board (rep_id, status, due_at);
 CREATE INDEX IF NOT EXISTS task_board_status_due ON {s}.task_board (status, due_at);
-CREATE INDEX IF NOT EXISTS task_board_open_due ON {s}.task_board (due_at) WHERE status = 'open';
 CREATE INDEX IF NOT EXISTS task_board_lead ON {s}.task_board (lead_id, due_at);
 CREATE INDEX IF NOT EXISTS task_board_escalated ON {s}.task_board (escalated_to, due_at) WHERE escalated_to IS NOT NULL;
 CREATE TABLE IF NOT EXISTS {s}.recycle_reminders (lead_id text PRIMARY KEY, remind_at timestamptz NOT NULL);
@@ -151,7 +150,7 @@ class TaskBoard:
             return conn.execute(self._q("SELECT * FROM {s}.task_board WHERE task_id = %s"), (task_id,)).fetchone()
 
     def due_open_tasks(self, now: datetime, limit: int) -> list[tuple[str, str]]:
-        """(lead_id, task_id) of open tasks due by ``now``, oldest first (the partial index over due_at)."""
+        """(lead_id, task_id) of open tasks due by ``now``, oldest first (one range of the (status, due_at) index)."""
         statement = "SELECT lead_id, task_id FROM {s}.task_board WHERE status = 'open' AND due_at <= %s ORDER BY due_at LIMIT %s"
         with self.pool.connection() as conn:
             rows = conn.execute(self._q(statement), (now, limit)).fetchall()
