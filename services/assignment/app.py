@@ -7,21 +7,25 @@ under contention exactly one of many claims wins and every other gets the rule t
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
+from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.application import ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Recording
 
 from services.assignment import repository
 from services.assignment.domain import handover
 from services.assignment.domain.errors import LeadNotOwned, NotLeadOwner
 from services.assignment.domain.ownership import Ownership
 from services.assignment.domain.rules import OwnershipRules
-from shared.eventstore import EventSourcedApplication, UnitOfWork
+from shared.config import ServiceSettings
+from shared.eventstore import EventSourcedApplication, UnitOfWork, eventsourcing_env
 
 T = TypeVar("T")
 ATTEMPTS = 30
@@ -62,12 +66,31 @@ class Offboarded:
     moved: list[str]
 
 
+def eventstore_env(settings: ServiceSettings, schema: str) -> dict[str, str]:
+    """The shared eventsourcing settings, with cache fast-forwarding off (see ``AssignmentApplication._record``)."""
+    return eventsourcing_env(settings, schema, AGGREGATE_CACHE_FASTFORWARD="n")
+
+
 class AssignmentApplication(EventSourcedApplication):
     name = "assignment"
 
     def __init__(self, env: dict[str, str], rules: OwnershipRules) -> None:
         super().__init__(env=env)
         self.rules = rules
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        # With cache fast-forwarding off (eventstore_env), a command then reads its aggregates
+        # from memory instead of asking PostgreSQL for newer events, and the store's unique
+        # (aggregate, version) key still refuses any decision taken on a stale copy. A refused save
+        # drops the copies it used, so the retry reads them afresh.
+        try:
+            return super()._record(processing_event)
+        except IntegrityError:
+            if self.repository.cache is not None:
+                for aggregate_id in processing_event.aggregates:
+                    with contextlib.suppress(KeyError):
+                        self.repository.cache.get(aggregate_id, evict=True)
+            raise
 
     def _transaction(self, decide: Callable[[UnitOfWork], T]) -> T:
         """Run ``decide`` on fresh aggregates and save what it changed; retry on version conflicts."""

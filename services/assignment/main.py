@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from services.assignment import SERVICE
 from services.assignment.api import router
-from services.assignment.app import AssignmentApplication
+from services.assignment.app import AssignmentApplication, eventstore_env
 from services.assignment.config import AssignmentSettings, load_assignment_rules
 from services.assignment.policies import UpstreamPolicy
 from services.assignment.projections import Projector
@@ -22,7 +22,7 @@ from services.assignment.readmodel import ReadModel
 from services.assignment.recycling import Recycler
 from shared.clock import Clock, system_clock
 from shared.consumer import Delivered, TopicConsumer
-from shared.eventstore import ensure_schema, eventsourcing_env, tracked_batch_handler, tracked_partition_positions
+from shared.eventstore import ensure_schema, tracked_batch_handler, tracked_partition_positions
 from shared.relay import OutboxRelay, build_producer
 from shared.scheduler import Ticker
 from shared.service import create_service_app, kafka_check, postgres_check
@@ -36,7 +36,7 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         routing = load_assignment_rules(settings.assignment_rules)
         rules = settings.ownership_rules()
         await asyncio.to_thread(ensure_schema, settings, SERVICE)
-        assignment = await asyncio.to_thread(AssignmentApplication, eventsourcing_env(settings, SERVICE), rules)
+        assignment = await asyncio.to_thread(AssignmentApplication, eventstore_env(settings, SERVICE), rules)
         pool = ConnectionPool(settings.database_url, min_size=1, max_size=settings.db_pool_size, open=False)
         await asyncio.to_thread(pool.open, True, 30)
         readmodel = ReadModel(pool, SERVICE)

@@ -10,13 +10,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.assignment.app import AssignmentApplication
+from services.assignment.app import AssignmentApplication, eventstore_env
 from services.assignment.domain.errors import AssignmentError
 from services.assignment.domain.ownership import Ownership
 from services.assignment.domain.rules import OwnershipRules
 from services.assignment.publishers import to_integration_events
 from shared.config import ServiceSettings
-from shared.eventstore import eventsourcing_env
 from shared.relay import OutboxRelay, build_producer
 from tests.integration.kafka_reading import read_all
 
@@ -27,7 +26,7 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 @pytest.fixture
 def app(infra, fresh_schema):
     settings = ServiceSettings(database_url=infra["database_url"], db_pool_size=20)
-    application = AssignmentApplication(eventsourcing_env(settings, fresh_schema), OwnershipRules(max_leads_per_rep=3))
+    application = AssignmentApplication(eventstore_env(settings, fresh_schema), OwnershipRules(max_leads_per_rep=3))
     yield application
     application.close()
 
@@ -78,3 +77,16 @@ def test_one_rep_claiming_many_leads_at_once_stays_within_the_limit(app):
     assert Counter(outcomes) == {"ok": 3, "ClaimLimitReached": 7}
     owned = [lead_id for lead_id in leads if app.ownership(lead_id).owner == "rep-greedy"]
     assert len(owned) == 3
+
+
+def test_a_second_process_with_a_stale_cached_copy_cannot_claim_an_owned_lead(app, infra, fresh_schema):
+    other = AssignmentApplication(eventstore_env(ServiceSettings(database_url=infra["database_url"]), fresh_schema), app.rules)
+    try:
+        lead_id = pool_lead(app)
+        assert other.ownership(lead_id).owner is None  # the other process now caches the lead as unowned
+        app.claim(lead_id, "rep-1", NOW)
+        with pytest.raises(AssignmentError, match="already owned"):
+            other.claim(lead_id, "rep-2", NOW)
+        assert other.ownership(lead_id).owner == "rep-1"
+    finally:
+        other.close()

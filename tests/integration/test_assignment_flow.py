@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from psycopg_pool import ConnectionPool
 
-from services.assignment.app import AssignmentApplication
+from services.assignment.app import AssignmentApplication, eventstore_env
 from services.assignment.domain.routing import AssignmentRules
 from services.assignment.domain.rules import OwnershipRules
 from services.assignment.policies import UpstreamPolicy
@@ -22,7 +22,7 @@ from shared.clock import FakeClock
 from shared.config import ServiceSettings
 from shared.consumer import TopicConsumer
 from shared.events import FollowUpLogged, LeadCaptured, encode, kafka_headers, make_envelope
-from shared.eventstore import eventsourcing_env, tracked_batch_handler, tracked_partition_positions
+from shared.eventstore import tracked_batch_handler, tracked_partition_positions
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -36,9 +36,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def app(infra, fresh_schema):
-    application = AssignmentApplication(
-        eventsourcing_env(ServiceSettings(database_url=infra["database_url"]), fresh_schema), RULES
-    )
+    application = AssignmentApplication(eventstore_env(ServiceSettings(database_url=infra["database_url"]), fresh_schema), RULES)
     yield application
     application.close()
 
