@@ -71,3 +71,17 @@ bench: venv stack-up
 
 bench-quick: venv stack-up
 	@$(WITH_STACK_ENV) $(PY) -m bench --quick $(BENCH_ARGS)
+
+# Tools the deploy/ checks need (no Docker engine): docker-compose and promtool from Debian, kustomize
+# built with Go into the LeadFlow cache (idempotent: installs only what is missing), then the checks.
+.PHONY: deploy-check
+deploy-check: venv
+	@command -v docker-compose >/dev/null && command -v promtool >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] || { echo "deploy-check needs docker-compose and promtool: apt-get install docker-compose prometheus (as root)" >&2; exit 1; }; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-compose prometheus; }
+	@tools="$${LEADFLOW_CACHE:-$$HOME/.cache/leadflow}/tools"; \
+	  [ "$$("$$tools/kustomize" version 2>/dev/null)" = v5.7.1 ] || { \
+	    command -v go >/dev/null || { echo "deploy-check needs Go to build kustomize (or put kustomize v5 on PATH)" >&2; exit 1; }; \
+	    echo "building kustomize v5.7.1 into $$tools (one-off)"; \
+	    GOBIN="$$tools" go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1; }
+	$(PY) -m pytest -q tests/unit/test_deploy_*.py
