@@ -87,8 +87,11 @@ async def run_stage(run: Run, stage: Stage, failed_services: dict[str, str]) -> 
 async def run_all(run: Run, stages: list[Stage]) -> list[StageResult]:
     await run.env.open()
     failed_services: dict[str, str] = {}
+    # The whole pipeline runs whenever a stage needs a service: the consumers of every service
+    # compete for the same two cores in production, and the memory stage measures them all.
+    wanted = any(stage.needs or stage.name == "memory" for stage in stages)
     for service in ALL_SERVICES:
-        if service_exists(service) and any(service in stage.needs for stage in stages):
+        if wanted and service_exists(service):
             say(f"starting {service} on port {run.env.ports[service]}")
             try:
                 await asyncio.to_thread(run.env.start, service)
