@@ -79,17 +79,25 @@ class Catalog:
         # The service and replay CLIs may change the catalog at the same time: one at a time.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"leadflow-catalog:{self.schema}",))
 
-    def ensure(self) -> None:
-        """Create the catalog, and one serving instance for every registered projection that has none."""
+    def ensure_catalog(self) -> None:
         with self.pool.connection() as conn, conn.transaction():
             self._lock(conn)
-            for statement in CATALOG_DDL:
-                conn.execute(self._q(statement))
+            self._create_catalog(conn)
+
+    def _create_catalog(self, conn: Connection) -> None:
+        for statement in CATALOG_DDL:
+            conn.execute(self._q(statement))
+
+    def ensure_serving(self) -> None:
+        """The catalog, and one serving instance for every registered projection that has none yet
+        (the service's first start: it then builds them from offset 0 while serving)."""
+        with self.pool.connection() as conn, conn.transaction():
+            self._lock(conn)
+            self._create_catalog(conn)
             serving = {row[0] for row in conn.execute(self._q("SELECT projection FROM {schema}.serving"))}
             missing = [name for name in REGISTRY if name not in serving]
             if missing:
-                instance = self._create(conn, projections_named(missing))
-                self._promote(conn, instance)
+                self._promote(conn, self._create(conn, projections_named(missing)))
 
     def create_instance(self, names: Iterable[str]) -> Instance:
         """A fresh, empty instance for a replay (state ``building``)."""

@@ -45,7 +45,7 @@ def build_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
         await admin.start()
         catalog = Catalog(pool, settings.analytics_schema)
-        await asyncio.to_thread(catalog.ensure)
+        await asyncio.to_thread(catalog.ensure_serving)
         followers = Followers(settings, pool, catalog)
         app.state.queries, app.state.followers, app.state.kafka_admin = Queries(pool, settings.analytics_schema), followers, admin
         app.state.workers.start("followers", followers.run, followers.stop)

@@ -102,7 +102,7 @@ def main() -> None:
     logs.configure_logging("analytics-replay", "WARNING")
     with ConnectionPool(settings.database_url, min_size=1, max_size=4) as pool:
         catalog = Catalog(pool, settings.analytics_schema)
-        catalog.ensure()
+        catalog.ensure_catalog()
         if args.list:
             for row in catalog.describe():
                 print("\t".join(str(value) for value in row))

@@ -77,9 +77,9 @@ class History:
         payload = LeadReleased(lead_id=self.lead_id, rep_id=rep, reason=reason, cooldown_until=at + timedelta(days=7))
         return self._add(payload, at)
 
-    def follow_up(self, at: datetime, rep: str, stage: str) -> History:
+    def follow_up(self, at: datetime, rep: str, stage: str, summary: str = "通话") -> History:
         payload = FollowUpLogged(
-            lead_id=self.lead_id, follow_up_id=str(uuid.uuid4()), rep_id=rep, channel="phone", summary="通话", stage=stage
+            lead_id=self.lead_id, follow_up_id=str(uuid.uuid4()), rep_id=rep, channel="phone", summary=summary, stage=stage
         )
         return self._add(payload, at)
 

@@ -19,6 +19,7 @@ from tests.conftest import unique
 pytestmark = pytest.mark.integration
 
 D0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+TRICKY = 'tab\there, newline\nthere, back\\slash, "quotes", \\N, 中文'  # survives the COPY path verbatim
 
 
 def at(days: float = 0, hours: float = 0, minutes: float = 0) -> datetime:
@@ -73,7 +74,7 @@ def known_history() -> dict[str, History]:
     l2.follow_up(at(hours=3), "rep-1", "contacted").task(at(hours=3), "rep-1", due=at(days=1), done_at=at(days=2))
     l2.lost(at(days=2), "rep-1")
     l3 = History().capture(at(), source="trade_show", region="华东").claim(at(minutes=1), "rep-2")
-    l3.follow_up(at(minutes=30), "rep-2", "contacted").follow_up(at(days=1), "rep-2", "qualified")
+    l3.follow_up(at(minutes=30), "rep-2", "contacted", summary=TRICKY).follow_up(at(days=1), "rep-2", "qualified")
     l3.follow_up(at(days=2), "rep-2", "negotiating").won(at(days=3), None)
     l4 = (
         History()
@@ -153,7 +154,7 @@ async def test_known_history_gives_known_funnel_response_time_and_leaderboard(se
 
 async def test_customer_360_now_and_as_of_with_rep_access(settings):
     leads = known_history()
-    await publish_histories(settings, [leads["l1"], leads["l4"]])
+    await publish_histories(settings, [leads["l1"], leads["l3"], leads["l4"]])
     l1, l4 = leads["l1"].lead_id, leads["l4"].lead_id
     with TestClient(build_app(settings)) as client:
 
@@ -181,6 +182,8 @@ async def test_customer_360_now_and_as_of_with_rep_access(settings):
         pool_view = client.get(f"/customers/{l4}", headers=headers("rep", "rep-7")).json()
         assert [(o["rep_id"], o["release_reason"]) for o in pool_view["ownership_history"]] == [("rep-2", "no_first_contact")]
         assert client.get(f"/customers/{l1}", headers=headers("integration", "bi")).status_code == 200
+        l3 = client.get(f"/customers/{leads['l3'].lead_id}", headers=headers()).json()
+        assert l3["follow_ups"][0]["summary"] == TRICKY
         assert client.get(f"/customers/{l1}").status_code == 401
         missing = client.get("/customers/00000000-0000-4000-8000-000000000000", headers=headers())
         assert missing.status_code == 404 and missing.json()["type"] == "urn:leadflow:problem:lead-not-found"

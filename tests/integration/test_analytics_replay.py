@@ -52,7 +52,7 @@ def applied_offsets(database_url: str, instance: str) -> int:
 def catalog(settings):  # noqa: F811
     with ConnectionPool(settings.database_url, min_size=1, max_size=2) as pool:
         catalog = Catalog(pool, settings.analytics_schema)
-        catalog.ensure()
+        catalog.ensure_serving()
         yield catalog
 
 

@@ -47,21 +47,22 @@ SCRUBBED = {
 SCRUB = """UPDATE {schema}.customer_events SET data = data || %s::jsonb WHERE lead_id = ANY(%s) AND type = %s"""
 
 
+# COPY's text format escapes backslash, tab, newline and carriage return; everything else is verbatim.
+# Writing the lines ourselves costs a fraction of adapting every value (this is the replay's hot path).
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_line(fact: Fact) -> str:
+    """One ``customer_events`` row in COPY text format."""
+    e = _ESCAPES
+    data = orjson.dumps(fact.data).decode().translate(e)
+    lead, event_id, kind = fact.lead_id.translate(e), fact.event_id.translate(e), fact.type.translate(e)
+    return f"{lead}\t{fact.partition}\t{fact.offset}\t{event_id}\t{kind}\t{fact.version}\t{fact.time.isoformat()}\t{data}\n"
+
+
 def apply(cur: Cursor, schema: str, facts: Sequence[Fact]) -> None:
     with cur.copy(in_schema(COPY, schema)) as copy:
-        for fact in facts:
-            copy.write_row(
-                (
-                    fact.lead_id,
-                    fact.partition,
-                    fact.offset,
-                    fact.event_id,
-                    fact.type,
-                    fact.version,
-                    fact.time,
-                    orjson.dumps(fact.data).decode(),
-                )
-            )
+        copy.write("".join(map(copy_line, facts)))
     erased = [fact.lead_id for fact in facts if fact.type == "PersonalDataErased"]
     if erased:
         for event_type, scrubbed in SCRUBBED.items():
