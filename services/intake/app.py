@@ -88,13 +88,14 @@ class IntakeApplication(EventSourcedApplication):
     def _capture_together(self, leads: Sequence[NewLead], now: datetime, correlation_id: str | None) -> list[Outcome]:
         existing = self.recorder.existing_leads({new.lead_id for new in leads})
         replayed = self.recorder.imported_rows({new.import_fingerprint for new in leads if new.import_fingerprint})
-        matches = self.recorder.leads_matching({key for new in leads for key in new.match_keys()})
+        keys_of = [new.match_keys() for new in leads]
+        matches = self.recorder.leads_matching({key for keys in keys_of for key in keys})
         created: dict[UUID, Lead] = {}
         recaptured: dict[UUID, Lead] = {}
         lead_keys: list[tuple[str, UUID]] = []
         import_rows: list[tuple[str, UUID]] = []
         outcomes: list[Outcome] = []
-        for new in leads:
+        for new, keys in zip(leads, keys_of, strict=True):
             lead_id = new.lead_id
             if new.import_fingerprint in replayed:
                 outcomes.append(Duplicate(lead_id))
@@ -107,7 +108,6 @@ class IntakeApplication(EventSourcedApplication):
                     import_rows.append((new.import_fingerprint, lead_id))
                 outcomes.append(Duplicate(lead_id))
                 continue
-            keys = new.match_keys()
             possible = sorted({str(other) for key in keys for other in matches.get(key, ()) if other != lead_id})
             lead = created[lead_id] = Lead.capture(
                 new, self.rules, possible_duplicates=possible, now=now, correlation_id=correlation_id

@@ -47,9 +47,10 @@ class NewLead:
     reported_by: str | None = None
     import_fingerprint: str | None = None  # the CSV row's content hash: a re-imported row is not a new attempt
 
-    @property
-    def lead_id(self) -> UUID:
-        return lead_id_for_phone(self.phone)
+    lead_id: UUID = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lead_id", lead_id_for_phone(self.phone))  # uuid5 is not free; batches ask often
 
     def match_keys(self) -> list[str]:
         """Keys that make another lead a *possible* duplicate: same WeChat, same email, same company + name."""

@@ -1,11 +1,11 @@
 """The explicit mapping from intake's recorded domain events to public integration events.
 
-- ``Lead.Captured`` → ``LeadCaptured`` (plus ``possible_duplicates``), then ``LeadScored`` with the initial
-  score's reasons (``previous_score`` null), so every score a lead ever had is a ``LeadScored``;
+- ``Lead.Captured`` → ``LeadCaptured``, with two added fields: ``score_reasons`` (which rules make up the
+  initial score) and ``possible_duplicates`` (lead ids sharing its WeChat, email, or company + name);
 - ``Lead.Recaptured`` → ``LeadRecaptured``;
-- ``Lead.Scored`` (a behaviour signal) → ``LeadScored``.
+- ``Lead.Scored`` (a behaviour signal changed the score) → ``LeadScored``.
 
-Event ids are derived from (lead, version[, type]): a republished event keeps its id.
+Event ids are derived from (lead, version): a republished event keeps its id.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ def to_integration_events(event: DomainEventProtocol, notification: Notification
     version = event.originator_version
     correlation_id = getattr(event, "correlation_id", None)
 
-    def envelope(payload: LeadCaptured | LeadRecaptured | LeadScored, *id_parts: str, time: datetime) -> Envelope:
+    def envelope(payload: LeadCaptured | LeadRecaptured | LeadScored, time: datetime) -> Envelope:
         return make_envelope(
             payload,
             service=SERVICE,
             time=time,
-            event_id=deterministic_event_id(SERVICE, lead_id, version, *id_parts),
+            event_id=deterministic_event_id(SERVICE, lead_id, version),
             correlation_id=correlation_id,
         )
 
@@ -45,14 +45,14 @@ def to_integration_events(event: DomainEventProtocol, notification: Notification
             grade=event.grade,
             captured_by=event.captured_by,
             reported_by=event.reported_by,
+            score_reasons=event.reasons,
             possible_duplicates=event.possible_duplicates,
             **event.profile,
         )
-        scored = LeadScored(lead_id=lead_id, score=event.score, grade=event.grade, reasons=event.reasons)
-        return [envelope(captured, time=event.captured_at), envelope(scored, "LeadScored", time=event.captured_at)]
+        return [envelope(captured, event.captured_at)]
     if isinstance(event, Lead.Recaptured):
         recaptured = LeadRecaptured(lead_id=lead_id, source=event.source, captured_by=event.captured_by)
-        return [envelope(recaptured, time=event.recaptured_at)]
+        return [envelope(recaptured, event.recaptured_at)]
     if isinstance(event, Lead.Scored):
         scored = LeadScored(
             lead_id=lead_id,
@@ -64,5 +64,5 @@ def to_integration_events(event: DomainEventProtocol, notification: Notification
             signal=event.signal,
             recorded_by=event.recorded_by,
         )
-        return [envelope(scored, time=event.scored_at)]
+        return [envelope(scored, event.scored_at)]
     return []

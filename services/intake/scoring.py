@@ -7,6 +7,7 @@ each signal counts up to ``max_times`` times. Every score comes with the reasons
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,16 @@ class KeywordRule(_Strict):
 
     keywords: list[str] = Field(min_length=1)
     points: int
+
+    def first_match(self, folded_text: str) -> str | None:
+        for keyword, folded in zip(self.keywords, self._folded, strict=True):
+            if folded in folded_text:
+                return keyword
+        return None
+
+    @property
+    def _folded(self) -> tuple[str, ...]:
+        return _fold_keywords(tuple(self.keywords))
 
 
 class SizeRule(_Strict):
@@ -112,10 +123,14 @@ class ScoringRules(_Strict):
 def _first_keyword_match(rules: Sequence[KeywordRule], value: str) -> tuple[KeywordRule, str] | None:
     text = value.casefold()
     for rule in rules:
-        for keyword in rule.keywords:
-            if keyword.casefold() in text:
-                return rule, keyword
+        if (keyword := rule.first_match(text)) is not None:
+            return rule, keyword
     return None
+
+
+@functools.cache
+def _fold_keywords(keywords: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(keyword.casefold() for keyword in keywords)
 
 
 _NUMBER = re.compile(r"\d[\d,]*")

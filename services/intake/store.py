@@ -40,14 +40,15 @@ class IntakeRecorder(DedupingProcessRecorder):
                 schema, rows
             ),
         ]
-        self._insert_key = sql.SQL("INSERT INTO {0}.{1} (match_key, lead_id) VALUES (%s, %s) ON CONFLICT DO NOTHING").format(
-            schema, keys
-        )
-        self._insert_row = sql.SQL("INSERT INTO {0}.{1} (fingerprint, lead_id) VALUES (%s, %s) ON CONFLICT DO NOTHING").format(
-            schema, rows
-        )
+        # Arrays of text (cast in SQL) rather than executemany or arrays of UUID objects: one statement, cheap to send.
+        self._insert_keys = sql.SQL(
+            "INSERT INTO {0}.{1} (match_key, lead_id) SELECT * FROM unnest(%s::text[], %s::uuid[]) ON CONFLICT DO NOTHING"
+        ).format(schema, keys)
+        self._insert_rows = sql.SQL(
+            "INSERT INTO {0}.{1} (fingerprint, lead_id) SELECT * FROM unnest(%s::text[], %s::uuid[]) ON CONFLICT DO NOTHING"
+        ).format(schema, rows)
         self._select_existing = sql.SQL(
-            "SELECT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s) AND originator_version = 1"
+            "SELECT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s::uuid[]) AND originator_version = 1"
         ).format(schema, events)
         self._select_matches = sql.SQL("SELECT match_key, lead_id FROM {0}.{1} WHERE match_key = ANY(%s)").format(schema, keys)
         self._select_related = sql.SQL(
@@ -57,10 +58,9 @@ class IntakeRecorder(DedupingProcessRecorder):
         self._select_rows = sql.SQL("SELECT fingerprint FROM {0}.{1} WHERE fingerprint = ANY(%s)").format(schema, rows)
 
     def _insert_events(self, curs: Any, stored_events: list[StoredEvent], **kwargs: Any) -> None:
-        if lead_keys := kwargs.get("lead_keys"):
-            curs.executemany(self._insert_key, lead_keys)
-        if import_rows := kwargs.get("import_rows"):
-            curs.executemany(self._insert_row, import_rows)
+        for statement, pairs in ((self._insert_keys, kwargs.get("lead_keys")), (self._insert_rows, kwargs.get("import_rows"))):
+            if pairs:
+                curs.execute(statement, ([key for key, _ in pairs], [str(lead_id) for _, lead_id in pairs]))
         super()._insert_events(curs, stored_events, **kwargs)
 
     def _select(self, query: sql.Composed, params: tuple[Any, ...]) -> list[Any]:
@@ -72,7 +72,7 @@ class IntakeRecorder(DedupingProcessRecorder):
         """Which of these leads have been captured."""
         if not lead_ids:
             return set()
-        return {row["originator_id"] for row in self._select(self._select_existing, (list(lead_ids),))}
+        return {row["originator_id"] for row in self._select(self._select_existing, ([str(i) for i in lead_ids],))}
 
     def leads_matching(self, match_keys: Collection[str]) -> dict[str, set[UUID]]:
         """For each key, the captured leads that have it."""
