@@ -10,6 +10,7 @@ republishes after a crash, with the same CloudEvents ``id``) are ignored by the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -50,7 +51,10 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):
         self.owner = consumer
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        return None
+        # Another member owns these now: its lag is no longer ours to report.
+        for tp in revoked:
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(self.owner.service, str(tp.partition))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self.owner.seek_to_stored(assigned)

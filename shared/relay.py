@@ -5,18 +5,23 @@ public events with the service's explicit mapping, sends them with an idempotent
 only after Kafka acknowledged the whole batch records the last notification id in the same
 tracking table the service uses for its consumers. After a crash it resumes from that id: events
 may be published twice (with the same CloudEvents ``id``), never lost and never reordered per lead.
+Several replicas of a service may run: a PostgreSQL advisory lock makes one of them the publisher and
+the others standbys that take over when its session ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 
+import psycopg
 from aiokafka import AIOKafkaProducer
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification, Tracking
+from psycopg.conninfo import make_conninfo
 
 from shared.events import Envelope, encode, kafka_headers
 from shared.eventstore import EventSourcedApplication
@@ -28,6 +33,24 @@ RELAY_TRACKING_NAME = "kafka-relay"
 
 # Maps one recorded domain event to the public events it stands for (often one, sometimes none).
 IntegrationMapping = Callable[[DomainEventProtocol, Notification], Sequence[Envelope]]
+
+
+def _conninfo(app: EventSourcedApplication) -> str:
+    env = app.env
+    return make_conninfo(
+        host=env.get("POSTGRES_HOST"),
+        port=env.get("POSTGRES_PORT"),
+        dbname=env.get("POSTGRES_DBNAME"),
+        user=env.get("POSTGRES_USER"),
+        password=env.get("POSTGRES_PASSWORD"),
+        connect_timeout=10,
+    )
+
+
+def _lock_key(app: EventSourcedApplication) -> int:
+    """A stable 63-bit advisory lock key per (schema, application)."""
+    digest = hashlib.sha256(f"leadflow-relay:{app.env.get('POSTGRES_SCHEMA')}:{app.name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def build_producer(bootstrap: str) -> AIOKafkaProducer:
@@ -75,18 +98,39 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def run(self) -> None:
+        """Publish until stopped. With several replicas, only the holder of the leader lock publishes."""
         self._loop = asyncio.get_running_loop()
-        self.position = await asyncio.to_thread(self.app.tracked_position, RELAY_TRACKING_NAME) or 0
-        log.info("relay starting", extra={"position": self.position})
-        while True:
-            published = await self.publish_once()
-            if published:
-                continue
-            if self._stopping:
+        async with await psycopg.AsyncConnection.connect(_conninfo(self.app), autocommit=True) as lock_conn:
+            if not await self._lead(lock_conn):
                 return
+            self.position = await asyncio.to_thread(self.app.tracked_position, RELAY_TRACKING_NAME) or 0
+            log.info("relay leading", extra={"position": self.position})
+            while True:
+                published = await self.publish_once()
+                if published:
+                    continue
+                if self._stopping:
+                    log.info("relay stopped", extra={"position": self.position})
+                    return
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+                # The lock lives as long as this session; a dead session means another replica may lead.
+                await lock_conn.execute("SELECT 1")
+
+    async def _lead(self, lock_conn: psycopg.AsyncConnection) -> bool:
+        """Wait (as a standby) until this replica holds the service's relay lock; False if stopped first."""
+        key = _lock_key(self.app)
+        while not self._stopping:
+            cursor = await lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+            row = await cursor.fetchone()
+            if row and row[0]:
+                return True
+            log.debug("relay standing by: another replica leads")
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+                await asyncio.wait_for(self._wakeup.wait(), max(self.poll_interval, 1.0))
+        return False
 
     async def publish_once(self) -> int:
         """Publish the next batch, if any; returns how many notifications it covered."""

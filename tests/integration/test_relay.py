@@ -143,3 +143,40 @@ async def test_relay_resumes_after_a_crash_without_loss(app, infra, fresh_topic,
     assert sum(len(v) for v in got.values()) > 201
     deduplicated = {lead: list(dict.fromkeys(ids)) for lead, ids in got.items()}
     assert deduplicated == expected
+
+
+async def test_only_one_replica_publishes_and_a_standby_takes_over(app, infra, fresh_topic):
+    expected = await asyncio.to_thread(record_history, app, 4, 10)
+    producer_a, leader = await make_relay(app, infra, fresh_topic)
+    producer_b, standby = await make_relay(app, infra, fresh_topic)
+    lead_task = asyncio.create_task(leader.run())
+    for _ in range(100):
+        if leader.position == app.recorder.max_notification_id():
+            break
+        await asyncio.sleep(0.05)
+    standby_task = asyncio.create_task(standby.run())
+    more = Pipeline()
+    more.move()
+    await asyncio.to_thread(app.save, more)
+    expected[str(more.id)] = [deterministic_event_id("relaytest", more.id, 2)]
+    leader.nudge()
+    standby.nudge()
+    await asyncio.sleep(0.5)
+    assert standby.published == 0, "a standby must not publish while the leader runs"
+    leader.stop()
+    await asyncio.wait_for(lead_task, 10)
+    late = Pipeline()
+    late.move()
+    await asyncio.to_thread(app.save, late)
+    expected[str(late.id)] = [deterministic_event_id("relaytest", late.id, 2)]
+    for _ in range(100):
+        if standby.position == app.recorder.max_notification_id():
+            break
+        await asyncio.sleep(0.1)
+    standby.stop()
+    await asyncio.wait_for(standby_task, 10)
+    await producer_a.stop()
+    await producer_b.stop()
+    assert standby.published == 1
+    found = await read_all(infra["kafka"], fresh_topic, expect_at_least=42)
+    assert per_lead(found) == expected  # exactly once each: no replica published what another had
