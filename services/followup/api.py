@@ -28,7 +28,7 @@ from services.followup.schemas import (
 from services.followup.task_board import TaskBoard, TaskQuery
 from shared.auth import Principal, require_roles
 from shared.logs import correlation_id
-from shared.metrics import COMMANDS
+from shared.metrics import COMMANDS, FOLLOW_UPS_LOGGED
 from shared.problems import Problem, validation_problem
 
 router = APIRouter()
@@ -95,6 +95,7 @@ def log_follow_up(lead_id: UUID, body: FollowUpIn, app: App, principal: Worker) 
     contact = Contact(**body.model_dump(exclude={"tags"}), tags=tuple(body.tags))
     with refusals("log_follow_up"):
         logged = app.log_follow_up(str(lead_id), actor_of(principal), contact, datetime.now(UTC), request_trace())
+    FOLLOW_UPS_LOGGED.labels(SERVICE, principal.sub, body.channel).inc()
     return FollowUpCreated(follow_up_id=logged.follow_up_id, lead_id=str(lead_id), stage=logged.stage)
 
 
