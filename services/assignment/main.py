@@ -15,7 +15,7 @@ from services.assignment import SERVICE
 from services.assignment.api import router
 from services.assignment.app import AssignmentApplication, eventstore_env
 from services.assignment.config import AssignmentSettings, load_assignment_rules
-from services.assignment.policies import UpstreamPolicy
+from services.assignment.policies import UpstreamPolicy, handled
 from services.assignment.projections import Projector
 from services.assignment.publishers import to_integration_events
 from services.assignment.readmodel import ReadModel
@@ -62,7 +62,12 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         apply_batch = tracked_batch_handler(assignment, settings.topic, policy)
 
         def handle_batch(partition: int, batch: list[Delivered], next_offset: int) -> int:
-            applied = apply_batch(partition, batch, next_offset)
+            relevant = handled(batch)
+            if not relevant:
+                # Nothing to apply: skip the transaction. The stored position stays behind until the
+                # next relevant batch, so a restart re-reads (and again ignores) at most these events.
+                return 0
+            applied = apply_batch(partition, relevant, next_offset)
             if applied:
                 nudge()
             return applied

@@ -22,6 +22,14 @@ from shared.eventstore import UnitOfWork
 log = logging.getLogger(__name__)
 
 
+HANDLED = frozenset({"LeadCaptured", "LeadScored", "FollowUpLogged", "LeadStageChanged", "LeadWon", "LeadLost"})
+
+
+def handled(batch: list[Delivered]) -> list[Delivered]:
+    """The events of a batch this policy reacts to (the topic also carries, e.g., assignment's own)."""
+    return [item for item in batch if item.envelope.type in HANDLED]
+
+
 class UpstreamPolicy:
     """Applies one delivered event to the aggregates of a :class:`UnitOfWork`."""
 

@@ -12,10 +12,10 @@ from services.assignment.app import AssignmentApplication
 from services.assignment.domain.errors import ClaimLimitReached, LeadNotFound, LeadNotOwned, NotLeadOwner
 from services.assignment.domain.routing import AssignmentRules
 from services.assignment.domain.rules import OwnershipRules
-from services.assignment.policies import UpstreamPolicy
+from services.assignment.policies import UpstreamPolicy, handled
 from shared.clock import FakeClock
 from shared.consumer import Delivered
-from shared.events import FollowUpLogged, LeadCaptured, LeadScored, LeadWon, Payload, make_envelope
+from shared.events import FollowUpLogged, LeadCaptured, LeadClaimed, LeadScored, LeadWon, Payload, make_envelope
 from shared.eventstore import UnitOfWork
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -195,3 +195,10 @@ def test_offboarding_to_the_pool_and_refusing_a_target_without_room(app, consume
     assert owner_of(app, mine) == "rep-1"
     assert app.offboard("rep-1", None, by="mgr-1", now=clock()).moved == [mine]
     assert owner_of(app, mine) is None
+
+
+def test_only_events_the_policy_reacts_to_reach_a_transaction(clock):
+    lead = captured()
+    mine = LeadClaimed(lead_id=lead.lead_id, rep_id="rep-1", how="claim", protected_until=clock())
+    batch = [Delivered(0, n, make_envelope(p, service="x", time=clock()), p) for n, p in enumerate([lead, mine])]
+    assert [d.envelope.type for d in handled(batch)] == ["LeadCaptured"]
