@@ -20,4 +20,6 @@ class AnalyticsSettings(ServiceSettings):
     catalog_poll_interval: Duration = timedelta(seconds=2)
     # Streaming (faust): a lead captured and not claimed within this long is a hot lead going cold.
     hot_lead_window: Duration = timedelta(minutes=15)
+    # Streaming (faust): activity is counted per window of this size, by event type.
     stream_window: Duration = timedelta(minutes=1)
+    analytics_streams_port: int = 8014
