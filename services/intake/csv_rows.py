@@ -49,7 +49,8 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
 _FIELD_OF_HEADER = {alias: name for name, aliases in HEADER_ALIASES.items() for alias in aliases}
 _HEADER_NOISE = re.compile(r"\(.*?\)|（.*?）|\[.*?\]|【.*?】|[\s_\-*:：]")
 _TAG_SEPARATORS = re.compile(r"[,;，；、|]")
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)")
+_LINE_END = re.compile(r"\r\n|\r|\n")
+MAX_LINE = 1024 * 1024
 
 
 class InvalidCsv(ValueError):
@@ -120,17 +121,24 @@ def _final(sniffer: codecs.IncrementalDecoder) -> str:
 
 
 def lines(texts: Iterable[str]) -> Iterator[str]:
-    """Text chunks → lines with their endings, splitting only on \\r\\n, \\r and \\n (as csv expects)."""
+    """Text chunks → lines with their endings, splitting only on \r\n, \r and \n (as csv expects).
+
+    A line longer than ``MAX_LINE`` characters is passed on in pieces, so memory stays bounded; the csv
+    reader then reports the oversized record (``csv.field_size_limit``) instead of the import running out.
+    """
     buffer = ""
     for text in texts:
         buffer += text
-        end = 0
-        for match in _LINE.finditer(buffer):
-            if match.end() == len(buffer) and buffer.endswith("\r"):
-                break  # a \r\n may be split across chunks
-            yield match.group()
-            end = match.end()
-        buffer = buffer[end:]
+        start = 0
+        while (match := _LINE_END.search(buffer, start)) is not None:
+            if match.group() == "\r" and match.end() == len(buffer):
+                break  # maybe the first half of a \r\n split across chunks
+            yield buffer[start : match.end()]
+            start = match.end()
+        buffer = buffer[start:]
+        if len(buffer) > MAX_LINE:
+            yield buffer
+            buffer = ""
     if buffer:
         yield buffer
 
