@@ -74,10 +74,13 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
         )
 
     def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
         event_ids = kwargs.get("processed_event_ids")
         if event_ids:
-            curs.executemany(self._insert_processed, [(event_id,) for event_id in event_ids])
-        super()._insert_events(curs, stored_events, **kwargs)
+            # A cursor of its own: the tracking insert above reads its RETURNING row from ``curs``,
+            # and in pipeline mode a further statement on the same cursor would take that result away.
+            with curs.connection.cursor() as ids_cursor:
+                ids_cursor.executemany(self._insert_processed, [(event_id,) for event_id in event_ids])
 
     def already_processed(self, event_ids: list[str]) -> set[str]:
         if not event_ids:

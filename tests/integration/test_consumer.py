@@ -161,3 +161,14 @@ def test_a_concurrent_command_conflict_is_retried_from_fresh_state(app):
     assert apply_tracked_batch(app, Tracking("t:0", 1), [Delivered(0, 0, env, env.payload())], apply_racing) == 1
     assert len(calls) == 2
     assert app.repository.get(ownership.id).claims == ["rep-command", "rep-0"]
+
+
+def test_large_batches_record_positions_and_ids_together(app):
+    # Regression: with 1,000 ids in one transaction the tracking insert once read the wrong result.
+    offset = 0
+    for _ in range(5):
+        batch = [Delivered(0, offset + n, env, env.payload()) for n, env in enumerate(envelopes(leads=100, claims=10))]
+        offset += len(batch)
+        assert apply_tracked_batch(app, Tracking("t:0", offset), batch, apply) == 1000
+    assert app.recorder.max_tracking_id("t:0") == 5000
+    assert len(app.recorder.already_processed([d.envelope.id for d in batch])) == 1000
