@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from shared.eventstore import EventSourcedApplication, UnitOfWork, eventsourcing
 
 T = TypeVar("T")
 ATTEMPTS = 30
+LEAD_LOCK_STRIPES = 1024
 OFFBOARD_BATCH = 100
 
 
@@ -77,6 +79,13 @@ class AssignmentApplication(EventSourcedApplication):
     def __init__(self, env: dict[str, str], rules: OwnershipRules) -> None:
         super().__init__(env=env)
         self.rules = rules
+        # Commands on one lead take turns inside this process: of 100 simultaneous claims the first
+        # writes and the other 99 read the new owner from memory and are refused without a database
+        # round trip. Across processes the event store's optimistic concurrency still decides.
+        self._lead_locks = [threading.Lock() for _ in range(LEAD_LOCK_STRIPES)]
+
+    def _lead_lock(self, lead_id: str) -> threading.Lock:
+        return self._lead_locks[hash(lead_id) % LEAD_LOCK_STRIPES]
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         # With cache fast-forwarding off (eventstore_env), a command then reads its aggregates
@@ -115,7 +124,8 @@ class AssignmentApplication(EventSourcedApplication):
             handover.claim(lead, rep, how="claim", now=now, rules=self.rules, correlation_id=correlation_id)
             return Owned.of(lead)
 
-        return self._transaction(decide)
+        with self._lead_lock(lead_id):
+            return self._transaction(decide)
 
     def release(
         self, lead_id: str, actor: str, *, supervisor: bool, now: datetime, correlation_id: str | None = None
@@ -134,7 +144,8 @@ class AssignmentApplication(EventSourcedApplication):
             )
             return Released(lead_id, owner.rep_id, "manual", lead.cooldowns[owner.rep_id])
 
-        return self._transaction(decide)
+        with self._lead_lock(lead_id):
+            return self._transaction(decide)
 
     def assign(self, lead_id: str, rep_id: str, *, by: str, now: datetime, correlation_id: str | None = None) -> Owned:
         """A manager gives the lead to ``rep_id`` (the current owner, if any, is released: ``reassigned``)."""
@@ -146,7 +157,8 @@ class AssignmentApplication(EventSourcedApplication):
             handover.assign(lead, owner, to, now=now, rules=self.rules, assigned_by=by, correlation_id=correlation_id)
             return Owned.of(lead)
 
-        return self._transaction(decide)
+        with self._lead_lock(lead_id):
+            return self._transaction(decide)
 
     def offboard(
         self, rep_id: str, transfer_to: str | None, *, by: str, now: datetime, correlation_id: str | None = None
