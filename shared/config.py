@@ -49,6 +49,8 @@ class ServiceSettings(BaseSettings):
     relay_batch_size: int = 2000
     relay_poll_interval: Duration = timedelta(milliseconds=200)
     consumer_batch_size: int = 1000
+    # Aggregates kept in memory per service; bounds memory (the goal is < 200 MB per service).
+    aggregate_cache_size: int = 5000
     consumer_group_prefix: str = "leadflow"
 
     def consumer_group(self, service: str) -> str:

@@ -40,7 +40,7 @@ def eventsourcing_env(settings: ServiceSettings, schema: str, **overrides: str) 
         "POSTGRES_LOCK_TIMEOUT": "10",
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "CREATE_TABLE": "y",
-        "AGGREGATE_CACHE_MAXSIZE": "20000",
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
         "PROCESS_RECORDER_TOPIC": get_topic(DedupingProcessRecorder),
         # Deliberately NOT POSTGRES_ENABLE_DB_FUNCTIONS: it skips the table lock that keeps
         # notification ids in commit order, and the outbox relay would then miss events.
