@@ -30,7 +30,7 @@ Read = Annotated[Queries, Depends(queries)]
 FromDate = Annotated[
     date | None, Query(alias="from", description="First capture day (UTC, inclusive); default: 30 days before `to`.")
 ]
-ToDate = Annotated[date | None, Query(alias="to", description="Last day (UTC, inclusive); default: today.")]
+ToDate = Annotated[date | None, Query(alias="to", description="Last capture day (UTC, inclusive); default: today.")]
 
 
 def day_range(from_date: date | None, to_date: date | None) -> tuple[date, date]:
@@ -96,15 +96,12 @@ def response_time(
     read: Read,
     principal: ReportReader,
     group_by: Literal["rep", "source"] = "rep",
-    from_date: Annotated[date | None, Query(alias="from", description="First capture day (UTC); default: all history.")] = None,
-    to_date: Annotated[date | None, Query(alias="to", description="Last capture day (UTC, inclusive).")] = None,
+    from_date: FromDate = None,
+    to_date: ToDate = None,
 ) -> ResponseTimeReport:
-    if from_date and to_date and from_date > to_date:
-        raise validation_problem([{"field": "from", "message": "must not be after `to`"}])
-    start = bounds(from_date, from_date)[0] if from_date else None
-    end = bounds(to_date, to_date)[1] if to_date else None
-    rows = read.response_time(start, end, group_by)
-    return ResponseTimeReport(from_date=from_date, to_date=to_date, group_by=group_by, groups=[ResponseGroup(**r) for r in rows])
+    first, last = day_range(from_date, to_date)
+    rows = read.response_time(*bounds(first, last), group_by)
+    return ResponseTimeReport(from_date=first, to_date=last, group_by=group_by, groups=[ResponseGroup(**r) for r in rows])
 
 
 @router.get(

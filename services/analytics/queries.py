@@ -62,7 +62,7 @@ class Queries:
             (start, end),
         )
 
-    def response_time(self, start: datetime | None, end: datetime | None, group_by: str) -> list[dict[str, Any]]:
+    def response_time(self, start: datetime, end: datetime, group_by: str) -> list[dict[str, Any]]:
         column = RESPONSE_KEYS[group_by]
         return self._all(
             f"""SELECT {_key(column)} AS key, count(*) AS leads, count(responded_at) AS responded,
@@ -70,8 +70,7 @@ class Queries:
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY s) AS p50_seconds,
                 percentile_cont(0.9) WITHIN GROUP (ORDER BY s) AS p90_seconds
             FROM (SELECT *, extract(epoch FROM responded_at - captured_at)::float8 AS s FROM {{schema}}.response_leads
-                  WHERE captured_at >= coalesce(%s::timestamptz, '-infinity')
-                    AND captured_at < coalesce(%s::timestamptz, 'infinity')) r
+                  WHERE captured_at >= %s AND captured_at < %s) r
             GROUP BY 1 ORDER BY 1""",
             (start, end),
         )
@@ -79,8 +78,11 @@ class Queries:
     def leaderboard(self, first_day: date, last_day: date, start: datetime, end: datetime) -> list[dict[str, Any]]:
         return self._all(
             """WITH owned AS (
-                SELECT rep_id, count(DISTINCT lead_id) AS leads_owned FROM {schema}.ownerships
-                WHERE claimed_at < %(end)s AND (released_at IS NULL OR released_at >= %(start)s) GROUP BY rep_id
+                SELECT rep_id, count(DISTINCT lead_id) AS leads_owned FROM (
+                    SELECT rep_id, lead_id FROM {schema}.ownerships WHERE released_at IS NULL AND claimed_at < %(end)s
+                    UNION ALL
+                    SELECT rep_id, lead_id FROM {schema}.ownerships WHERE released_at >= %(start)s AND claimed_at < %(end)s
+                ) periods GROUP BY rep_id
             ), activity AS (
                 SELECT rep_id, sum(follow_ups) AS follow_ups, sum(won) AS won, sum(lost) AS lost, sum(tasks_done) AS tasks_done,
                     sum(tasks_on_time) AS tasks_on_time, sum(tasks_overdue) AS tasks_overdue

@@ -70,8 +70,8 @@ class ResponseGroup(BaseModel):
 
 
 class ResponseTimeReport(BaseModel):
-    from_date: date | None
-    to_date: date | None
+    from_date: date
+    to_date: date
     group_by: str
     groups: list[ResponseGroup]
 

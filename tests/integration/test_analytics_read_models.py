@@ -120,7 +120,10 @@ async def test_known_history_gives_known_funnel_response_time_and_leaderboard(se
         assert [(g["key"], g["leads"], g["won"], g["conversion"]) for g in everyone] == [("all", 5, 2, 0.4)]
 
         by_rep = {
-            g["key"]: g for g in client.get("/response-time", params={"group_by": "rep"}, headers=headers()).json()["groups"]
+            g["key"]: g
+            for g in client.get("/response-time", params={"group_by": "rep", "from": "2026-10-01"}, headers=headers()).json()[
+                "groups"
+            ]
         }
         assert (by_rep["rep-1"]["responded"], by_rep["rep-1"]["avg_seconds"]) == (2, 120 * 60)
         assert (by_rep["rep-1"]["p50_seconds"], by_rep["rep-1"]["p90_seconds"]) == (120 * 60, 168 * 60)

@@ -127,3 +127,16 @@ def test_leaderboard_ranks_by_wins_then_conversion_then_follow_ups():
     board = rank(date(2026, 11, 1), date(2026, 11, 30), rows)
     assert [(r.rank, r.rep_id, r.conversion) for r in board.reps] == [(1, "b", 0.5), (2, "a", 0.2), (3, "c", None)]
     assert board.reps[0].on_time_rate == 0.5
+
+
+def test_a_won_or_lost_lead_leaves_the_reps_pipeline_but_a_released_one_is_counted_as_released():
+    won = History().capture(at(0)).claim(at(1), "rep-1").won(at(2), "rep-1")
+    lost = History().capture(at(0)).claim(at(1), "rep-1").lost(at(3), None)
+    dropped = History().capture(at(0)).claim(at(1), "rep-2").release(at(4), "rep-2", "no_follow_up")
+    out = leaderboard.changes(facts(won, lost, dropped))
+    assert [(p.opened["rep_id"], p.closed_at, p.closed["reason"]) for p in out.ownerships] == [
+        ("rep-1", at(2), "won"),
+        ("rep-1", at(3), "lost"),
+        ("rep-2", at(4), "no_follow_up"),
+    ]
+    assert out.counters[("rep-1", T0.date())] == {"won": 1, "lost": 1}

@@ -1,4 +1,8 @@
-"""Leaderboard: who owned which lead when (periods), and per rep and day what they did (counters).
+"""Leaderboard: who had which lead in their pipeline when (periods), and per rep and day what they did (counters).
+
+A period ends when the lead is released, or won or lost (it leaves the rep's open pipeline then), so
+the open periods are bounded by the claim limit and "leads owned in a range" is answered from the open
+periods plus those ended since the range began, never from all history.
 
 Counters are increments, so they rely on each event being applied exactly once, which the
 batch tracking guarantees (positions and processed ids in the same transaction as these rows).
@@ -30,7 +34,9 @@ DDL = (
         release_reason text,
         PRIMARY KEY (lead_id, claim_offset)
     )""",
-    "CREATE INDEX IF NOT EXISTS ownerships_claimed ON {schema}.ownerships (claimed_at) INCLUDE (rep_id, lead_id, released_at)",
+    """CREATE INDEX IF NOT EXISTS ownerships_open ON {schema}.ownerships (claimed_at) INCLUDE (rep_id, lead_id)
+        WHERE released_at IS NULL""",
+    "CREATE INDEX IF NOT EXISTS ownerships_ended ON {schema}.ownerships (released_at) INCLUDE (rep_id, lead_id, claimed_at)",
     """CREATE TABLE IF NOT EXISTS {schema}.rep_daily (
         rep_id text NOT NULL,
         day date NOT NULL,
@@ -55,12 +61,23 @@ class LeaderboardChanges:
     unattributed: list[tuple[str, date, str]] = field(default_factory=list)
 
 
+def _ends_ownership(fact: Fact) -> dict | None:
+    match fact.payload:
+        case LeadReleased(reason=reason):
+            return {"reason": reason}
+        case LeadWon():
+            return {"reason": "won"}
+        case LeadLost():
+            return {"reason": "lost"}
+    return None
+
+
 def changes(facts: Sequence[Fact]) -> LeaderboardChanges:
     """What a batch changes (pure)."""
     owned, released = periods(
         facts,
         opens=lambda f: {"rep_id": f.payload.rep_id, "how": f.payload.how} if isinstance(f.payload, LeadClaimed) else None,
-        closes=lambda f: {"reason": f.payload.reason} if isinstance(f.payload, LeadReleased) else None,
+        closes=_ends_ownership,
         closed_by_open=lambda f: {"reason": "reassigned"},
     )
     out = LeaderboardChanges(owned, released)
@@ -106,6 +123,12 @@ COUNT = """INSERT INTO {schema}.rep_daily AS t (rep_id, day, follow_ups, won, lo
 
 def apply(cur: Cursor, schema: str, facts: Sequence[Fact]) -> None:
     batch = changes(facts)
+    if batch.unattributed:  # before this batch's writes end the owners' periods
+        cur.execute(in_schema(OWNERS, schema), ([lead for lead, _, _ in batch.unattributed],))
+        owners = dict(cur.fetchall())
+        for lead, day, result in batch.unattributed:
+            if lead in owners:
+                batch.counters.setdefault((owners[lead], day), Counter())[result] += 1
     if batch.releases:
         cur.execute(
             in_schema(RELEASE, schema),
@@ -129,12 +152,6 @@ def apply(cur: Cursor, schema: str, facts: Sequence[Fact]) -> None:
                 [p.closed.get("reason") for p in rows],
             ),
         )
-    if batch.unattributed:
-        cur.execute(in_schema(OWNERS, schema), ([lead for lead, _, _ in batch.unattributed],))
-        owners = dict(cur.fetchall())
-        for lead, day, result in batch.unattributed:
-            if lead in owners:
-                batch.counters.setdefault((owners[lead], day), Counter())[result] += 1
     if batch.counters:
         keys = list(batch.counters)
         cur.execute(
@@ -145,7 +162,7 @@ def apply(cur: Cursor, schema: str, facts: Sequence[Fact]) -> None:
 
 PROJECTION = Projection(
     name="leaderboard",
-    description="Ownership periods per lead and per-rep daily counters (GET /leaderboard).",
+    description="Pipeline periods per lead and rep, and per-rep daily counters (GET /leaderboard).",
     tables=("ownerships", "rep_daily"),
     ddl=DDL,
     apply=apply,
