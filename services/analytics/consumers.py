@@ -17,15 +17,14 @@ from shared.consumer import TopicConsumer
 log = logging.getLogger(__name__)
 
 
-def instance_consumer(settings: AnalyticsSettings, pool: ConnectionPool, instance: Instance, batch_size: int) -> TopicConsumer:
-    """A consumer that applies the topic to ``instance``; its group is the instance's, so the service
-    and a replay CLI following the same instance share the partitions instead of doubling the work."""
-    writer = InstanceWriter(pool, instance, settings.topic)
+def instance_consumer(settings: AnalyticsSettings, writer: InstanceWriter, batch_size: int) -> TopicConsumer:
+    """A consumer that applies the topic to the writer's instance; its group is the instance's, so the
+    service and a replay CLI following the same instance share the partitions instead of doubling the work."""
     return TopicConsumer(
         service=SERVICE,
         bootstrap=settings.kafka_bootstrap,
         topic=settings.topic,
-        group_id=f"{settings.consumer_group(SERVICE)}-{instance.name}",
+        group_id=f"{settings.consumer_group(SERVICE)}-{writer.instance.name}",
         load_positions=writer.load_positions,
         handle_batch=writer.handle_batch,
         batch_size=batch_size,
@@ -75,7 +74,8 @@ class Followers:
         """Apply the topic to ``instance`` until told to stop, restarting the consumer after a failure."""
         delay = 0.5
         while not stop.is_set():
-            consumer = instance_consumer(self.settings, self.pool, instance, self.settings.consumer_batch_size)
+            writer = InstanceWriter(self.pool, instance, self.settings.topic)
+            consumer = instance_consumer(self.settings, writer, self.settings.consumer_batch_size)
             self.consumers[instance.name] = consumer
             try:
                 await consumer.start()

@@ -21,23 +21,29 @@ import sys
 import time
 from datetime import timedelta
 
+from aiokafka import TopicPartition
 from psycopg_pool import ConnectionPool
 
 from services.analytics.catalog import Catalog, Instance, UnknownProjection
 from services.analytics.config import AnalyticsSettings
 from services.analytics.consumers import instance_consumer
 from services.analytics.projections import REGISTRY
+from services.analytics.tracking import InstanceWriter
 from shared import logs
 from shared.consumer import TopicConsumer
 
 
-async def remaining(consumer: TopicConsumer) -> int | None:
-    """Records on the assigned partitions not yet applied; None until partitions are assigned."""
-    assignment = consumer.consumer.assignment()
-    if not assignment:
+async def position(consumer: TopicConsumer, writer: InstanceWriter) -> tuple[int, int] | None:
+    """(records applied, records left) over every partition of the topic, from the instance's stored
+    positions (what is committed, whoever applied it) against the end offsets; None before metadata."""
+    partitions = consumer.consumer.partitions_for_topic(writer.topic)
+    if not partitions:
         return None
-    ends = await consumer.consumer.end_offsets(list(assignment))
-    return sum([max(0, ends[tp] - await consumer.consumer.position(tp)) for tp in assignment])
+    ends = await consumer.consumer.end_offsets([TopicPartition(writer.topic, p) for p in partitions])
+    stored = await asyncio.to_thread(writer.load_positions, sorted(partitions))
+    done = sum(offset or 0 for offset in stored.values())
+    left = sum(max(0, end - (stored[tp.partition] or 0)) for tp, end in ends.items())
+    return done, left
 
 
 def progress_line(instance: str, applied: int, left: int | None, rate: float) -> str:
@@ -49,30 +55,39 @@ def progress_line(instance: str, applied: int, left: int | None, rate: float) ->
 async def replay(
     settings: AnalyticsSettings, catalog: Catalog, instance: Instance, *, promote: bool, follow: bool, batch: int
 ) -> None:
-    consumer = instance_consumer(settings, catalog.pool, instance, batch)
+    writer = InstanceWriter(catalog.pool, instance, settings.topic)
+    consumer = instance_consumer(settings, writer, batch)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await consumer.start()
     task = asyncio.create_task(consumer.run())
-    started, last_applied, last_at = time.monotonic(), 0, time.monotonic()
+    started = last_at = time.monotonic()
+    first_done: int | None = None
+    last_done = 0
     caught_up = False
     try:
         while not stop.is_set() and not task.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
+            measured = await position(consumer, writer)
+            if measured is None:
+                continue
+            done, left = measured
+            if first_done is None:  # a resumed replay counts from where it was
+                first_done = last_done = done
             now = time.monotonic()
-            rate = (consumer.applied - last_applied) / (now - last_at)
-            last_applied, last_at = consumer.applied, now
-            left = await remaining(consumer)
-            print(progress_line(instance.name, consumer.applied, left, rate), end="", file=sys.stderr, flush=True)
+            rate = (done - last_done) / (now - last_at)
+            last_done, last_at = done, now
+            applied = done - first_done
+            print(progress_line(instance.name, applied, left, rate), end="", file=sys.stderr, flush=True)
             if left == 0 and not caught_up:
                 caught_up = True
                 elapsed = now - started
+                speed = applied / max(elapsed, 1e-9)
                 print(
-                    f"\n[{instance.name}] caught up: {consumer.applied:,} events in {elapsed:.1f}s "
-                    f"({consumer.applied / max(elapsed, 1e-9):,.0f} events/s)",
+                    f"\n[{instance.name}] caught up: {applied:,} events in {elapsed:.1f}s ({speed:,.0f} events/s)",
                     file=sys.stderr,
                 )
                 if promote:
