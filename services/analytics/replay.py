@@ -62,10 +62,9 @@ async def replay(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await consumer.start()
+    first_done = last_done = sum(offset or 0 for offset in (await asyncio.to_thread(writer.load_positions, [])).values())
     task = asyncio.create_task(consumer.run())
     started = last_at = time.monotonic()
-    first_done: int | None = None
-    last_done = 0
     caught_up = False
     try:
         while not stop.is_set() and not task.done():
@@ -75,8 +74,6 @@ async def replay(
             if measured is None:
                 continue
             done, left = measured
-            if first_done is None:  # a resumed replay counts from where it was
-                first_done = last_done = done
             now = time.monotonic()
             rate = (done - last_done) / (now - last_at)
             last_done, last_at = done, now

@@ -5,23 +5,29 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from services.analytics.domain import FUNNEL_STAGES
+
+
+class Report(BaseModel):
+    """Field docstrings become the OpenAPI descriptions."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
 
 def ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-class StageCount(BaseModel):
+class StageCount(Report):
     stage: str
     reached: int
     conversion_from_previous: float | None
     """Share of the leads that reached the previous stage and also reached this one."""
 
 
-class FunnelGroup(BaseModel):
+class FunnelGroup(Report):
     key: str
     leads: int
     stages: list[StageCount]
@@ -35,7 +41,7 @@ class FunnelGroup(BaseModel):
     """Capture → won, over the leads won."""
 
 
-class FunnelReport(BaseModel):
+class FunnelReport(Report):
     from_date: date
     to_date: date
     group_by: str | None
@@ -60,7 +66,7 @@ def funnel_group(key: str, reached: list[int], won: int, lost: int, avg_cycle_se
     )
 
 
-class ResponseGroup(BaseModel):
+class ResponseGroup(Report):
     key: str
     leads: int
     responded: int
@@ -69,14 +75,14 @@ class ResponseGroup(BaseModel):
     p90_seconds: float | None
 
 
-class ResponseTimeReport(BaseModel):
+class ResponseTimeReport(Report):
     from_date: date
     to_date: date
     group_by: str
     groups: list[ResponseGroup]
 
 
-class RepStanding(BaseModel):
+class RepStanding(Report):
     rank: int
     rep_id: str
     leads_owned: int
@@ -92,7 +98,7 @@ class RepStanding(BaseModel):
     on_time_rate: float | None
 
 
-class Leaderboard(BaseModel):
+class Leaderboard(Report):
     from_date: date
     to_date: date
     reps: list[RepStanding]

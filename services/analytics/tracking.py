@@ -31,13 +31,14 @@ class InstanceWriter:
         self.topic = topic
 
     def load_positions(self, partitions: list[int]) -> dict[int, int | None]:
+        """Next offset to read per partition (None: from the start); every stored one when ``partitions`` is empty."""
         with self.pool.connection() as conn:
             rows = conn.execute(
                 in_schema("SELECT partition, next_offset FROM {schema}.positions WHERE topic = %s", self.instance.name),
                 (self.topic,),
             ).fetchall()
         stored = dict(rows)
-        return {partition: stored.get(partition) for partition in partitions}
+        return {partition: stored.get(partition) for partition in partitions or stored}
 
     def handle_batch(self, partition: int, delivered: list[Delivered], next_offset: int) -> int:
         """Apply one partition's batch to every projection of the instance; returns how many events were new."""
