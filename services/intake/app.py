@@ -64,7 +64,14 @@ class IntakeApplication(EventSourcedApplication):
     def capture(self, new: NewLead, *, now: datetime, correlation_id: str | None = None) -> Outcome:
         return self.capture_many([new], now=now, correlation_id=correlation_id)[0]
 
-    def capture_many(self, leads: Sequence[NewLead], *, now: datetime, correlation_id: str | None = None) -> list[Outcome]:
+    def capture_many(
+        self,
+        leads: Sequence[NewLead],
+        *,
+        now: datetime,
+        correlation_id: str | None = None,
+        correlation_ids: Sequence[str | None] | None = None,
+    ) -> list[Outcome]:
         """Capture leads in order, in one event-store transaction unless a concurrent writer interferes.
 
         A phone seen before (in the store or earlier in ``leads``) is a duplicate: the attempt is recorded
@@ -72,30 +79,34 @@ class IntakeApplication(EventSourcedApplication):
         race (another request captured one of these phones, or recaptured one of these leads, meanwhile),
         each lead is captured on its own, so the race is resolved per phone and nothing is recorded twice.
         """
+        causes = list(correlation_ids) if correlation_ids is not None else [correlation_id] * len(leads)
         try:
-            return self._capture_together(leads, now, correlation_id)
+            return self._capture_together(leads, now, causes)
         except IntegrityError:
-            return [self._capture_alone(new, now, correlation_id) for new in leads]
+            return [self._capture_alone(new, now, cause) for new, cause in zip(leads, causes, strict=True)]
 
     def _capture_alone(self, new: NewLead, now: datetime, correlation_id: str | None) -> Outcome:
         for attempt in range(RACE_ATTEMPTS):
             try:
-                return self._capture_together([new], now, correlation_id)[0]
+                return self._capture_together([new], now, [correlation_id])[0]
             except IntegrityError:
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise Contention(f"could not record the capture of lead {new.lead_id}")
 
-    def _capture_together(self, leads: Sequence[NewLead], now: datetime, correlation_id: str | None) -> list[Outcome]:
-        existing = self.recorder.existing_leads({new.lead_id for new in leads})
-        replayed = self.recorder.imported_rows({new.import_fingerprint for new in leads if new.import_fingerprint})
+    def _capture_together(self, leads: Sequence[NewLead], now: datetime, causes: Sequence[str | None]) -> list[Outcome]:
         keys_of = [new.match_keys() for new in leads]
-        matches = self.recorder.leads_matching({key for keys in keys_of for key in keys})
+        known = self.recorder.known(
+            {new.lead_id for new in leads},
+            {key for keys in keys_of for key in keys},
+            {new.import_fingerprint for new in leads if new.import_fingerprint},
+        )
+        existing, matches, replayed = known.leads, known.matches, known.imported_rows
         created: dict[UUID, Lead] = {}
         recaptured: dict[UUID, Lead] = {}
         lead_keys: list[tuple[str, UUID]] = []
         import_rows: list[tuple[str, UUID]] = []
         outcomes: list[Outcome] = []
-        for new, keys in zip(leads, keys_of, strict=True):
+        for new, keys, correlation_id in zip(leads, keys_of, causes, strict=True):
             lead_id = new.lead_id
             if new.import_fingerprint in replayed:
                 outcomes.append(Duplicate(lead_id))

@@ -14,9 +14,11 @@ from services.intake import SERVICE
 from services.intake.api import router
 from services.intake.api.http import BodyLimits
 from services.intake.app import IntakeApplication
+from services.intake.coalescer import CaptureCoalescer
 from services.intake.config import IntakeSettings, load_scoring_rules
 from services.intake.publishers import to_integration_events
 from services.intake.store import IntakeRecorder
+from shared.clock import system_clock
 from shared.eventstore import ensure_schema, eventsourcing_env
 from shared.relay import OutboxRelay, build_producer
 from shared.service import create_service_app, kafka_check, postgres_check
@@ -42,11 +44,14 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
             batch_size=settings.relay_batch_size,
             poll_interval=settings.relay_poll_interval.total_seconds(),
         )
-        app.state.intake, app.state.producer, app.state.relay = intake, producer, relay
+        coalescer = CaptureCoalescer(intake, system_clock)
+        coalescer.start()
+        app.state.intake, app.state.producer, app.state.relay, app.state.coalescer = intake, producer, relay, coalescer
         app.state.workers.start("relay", relay.run, relay.stop)
         try:
             yield  # the shell stops the workers (and so flushes the relay) before this resumes
         finally:
+            await asyncio.to_thread(coalescer.stop)
             await producer.stop()
             intake.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -20,6 +21,13 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
 from shared.eventstore import DedupingProcessRecorder
+
+
+@dataclass
+class Known:
+    leads: set[UUID] = field(default_factory=set)
+    matches: defaultdict[str, set[UUID]] = field(default_factory=lambda: defaultdict(set))
+    imported_rows: set[str] = field(default_factory=set)
 
 
 class IntakeRecorder(DedupingProcessRecorder):
@@ -47,15 +55,17 @@ class IntakeRecorder(DedupingProcessRecorder):
         self._insert_rows = sql.SQL(
             "INSERT INTO {0}.{1} (fingerprint, lead_id) SELECT * FROM unnest(%s::text[], %s::uuid[]) ON CONFLICT DO NOTHING"
         ).format(schema, rows)
-        self._select_existing = sql.SQL(
-            "SELECT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s::uuid[]) AND originator_version = 1"
-        ).format(schema, events)
-        self._select_matches = sql.SQL("SELECT match_key, lead_id FROM {0}.{1} WHERE match_key = ANY(%s)").format(schema, keys)
+        # What a capture needs to know before it writes, in one round trip.
+        self._select_known = sql.SQL(
+            "SELECT 'lead' AS kind, originator_id::text AS key, NULL::uuid AS lead_id FROM {0}.{1}"
+            " WHERE originator_id = ANY(%s::uuid[]) AND originator_version = 1"
+            " UNION ALL SELECT 'match', match_key, lead_id FROM {0}.{2} WHERE match_key = ANY(%s::text[])"
+            " UNION ALL SELECT 'row', fingerprint, NULL FROM {0}.{3} WHERE fingerprint = ANY(%s::text[])"
+        ).format(schema, events, keys, rows)
         self._select_related = sql.SQL(
             "SELECT other.lead_id, other.match_key FROM {0}.{1} own JOIN {0}.{1} other USING (match_key)"
             " WHERE own.lead_id = %s AND other.lead_id <> %s ORDER BY other.lead_id, other.match_key"
         ).format(schema, keys)
-        self._select_rows = sql.SQL("SELECT fingerprint FROM {0}.{1} WHERE fingerprint = ANY(%s)").format(schema, rows)
 
     def _insert_events(self, curs: Any, stored_events: list[StoredEvent], **kwargs: Any) -> None:
         for statement, pairs in ((self._insert_keys, kwargs.get("lead_keys")), (self._insert_rows, kwargs.get("import_rows"))):
@@ -68,19 +78,18 @@ class IntakeRecorder(DedupingProcessRecorder):
             curs.execute(query, params)
             return curs.fetchall()
 
-    def existing_leads(self, lead_ids: Collection[UUID]) -> set[UUID]:
-        """Which of these leads have been captured."""
-        if not lead_ids:
-            return set()
-        return {row["originator_id"] for row in self._select(self._select_existing, ([str(i) for i in lead_ids],))}
-
-    def leads_matching(self, match_keys: Collection[str]) -> dict[str, set[UUID]]:
-        """For each key, the captured leads that have it."""
-        found: dict[str, set[UUID]] = defaultdict(set)
-        if match_keys:
-            for row in self._select(self._select_matches, (list(match_keys),)):
-                found[row["match_key"]].add(row["lead_id"])
-        return found
+    def known(self, lead_ids: Collection[UUID], match_keys: Collection[str], fingerprints: Collection[str]) -> Known:
+        """Which of these leads exist, which leads have these soft-match keys, which CSV rows were recorded."""
+        known = Known()
+        rows = self._select(self._select_known, ([str(i) for i in lead_ids], list(match_keys), list(fingerprints)))
+        for row in rows:
+            if row["kind"] == "lead":
+                known.leads.add(UUID(row["key"]))
+            elif row["kind"] == "match":
+                known.matches[row["key"]].add(row["lead_id"])
+            else:
+                known.imported_rows.add(row["key"])
+        return known
 
     def related_leads(self, lead_id: UUID) -> dict[UUID, list[str]]:
         """Other leads sharing a soft-match key with this one, with the kinds of key they share."""
@@ -88,9 +97,3 @@ class IntakeRecorder(DedupingProcessRecorder):
         for row in self._select(self._select_related, (lead_id, lead_id)):
             related[row["lead_id"]].append(row["match_key"].partition(":")[0])
         return related
-
-    def imported_rows(self, fingerprints: Collection[str]) -> set[str]:
-        """Which of these CSV row fingerprints have been recorded."""
-        if not fingerprints:
-            return set()
-        return {row["fingerprint"] for row in self._select(self._select_rows, (list(fingerprints),))}

@@ -18,8 +18,7 @@ def test_capture_then_duplicate_then_read(services):
     r = httpx.post(f"{url}/leads", json=body, headers=auth("integration", "crm-sync"))
     assert r.status_code == 201, r.text
     lead_id = r.json()["lead_id"]
-    dup = httpx.post(f"{url}/leads", json={**body, "phone": f"+86 {phone}", "source": "trade_show"},
-                     headers=auth("rep", "rep-1"))
+    dup = httpx.post(f"{url}/leads", json={**body, "phone": f"+86 {phone}", "source": "trade_show"}, headers=auth("rep", "rep-1"))
     assert dup.status_code == 409
     assert dup.json()["lead_id"] == lead_id
     got = httpx.get(f"{url}/leads/{lead_id}", headers=auth("manager", "m-1")).json()

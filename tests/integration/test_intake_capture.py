@@ -13,6 +13,7 @@ from eventsourcing.utils import get_topic
 
 from services.intake.app import Captured, Duplicate, IntakeApplication
 from services.intake.capture import parse_lead
+from services.intake.coalescer import CaptureCoalescer
 from services.intake.config import DEFAULT_SCORING_RULES, load_scoring_rules
 from services.intake.csv_rows import CsvLeadReader
 from services.intake.domain import Lead
@@ -81,6 +82,21 @@ async def test_twenty_concurrent_captures_of_one_phone_make_exactly_one_lead(app
     assert types == {"LeadCaptured": 1, "LeadRecaptured": 19}
     lead: Lead = app.get_lead(created[0].lead_id)
     assert len(lead.recaptures) == 19 and len({r["source"] for r in lead.recaptures} | {lead.source}) == 20
+
+
+async def test_concurrent_http_captures_grouped_in_one_transaction_keep_one_lead_per_phone(app):
+    coalescer = CaptureCoalescer(app, system_clock)
+    coalescer.start()
+    try:
+        phones = ["13700000001"] * 10 + [f"1370000{n:04d}" for n in range(2, 32)]
+        outcomes = await asyncio.gather(*(coalescer.capture(new(p), f"request-{n}") for n, p in enumerate(phones)))
+    finally:
+        await asyncio.to_thread(coalescer.stop)
+    assert sum(isinstance(o, Captured) for o in outcomes) == 31
+    assert sum(isinstance(o, Duplicate) for o in outcomes) == 9
+    assert recorded(app) == {"Lead.Captured": 31, "Lead.Recaptured": 9}
+    events = [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(1, 100)]
+    assert {e.correlation_id for e in events} == {f"request-{n}" for n in range(40)}  # each request keeps its own
 
 
 def test_overlapping_batches_racing_each_other_create_each_phone_once(app):

@@ -40,7 +40,7 @@ def busy(exc: Contention) -> Problem:
     dependencies=[JSON_BODY],
     responses=CONFLICT_RESPONSES,
 )
-def capture_lead(body: LeadIn, app: App, settings: Settings, principal: Capturer, request: Request) -> CaptureOut:
+async def capture_lead(body: LeadIn, settings: Settings, principal: Capturer, request: Request) -> CaptureOut:
     try:
         new = prepare(body, default_region=settings.default_region, captured_by=principal.sub, role=principal.role)
     except ClaimNotAllowed as exc:
@@ -49,7 +49,7 @@ def capture_lead(body: LeadIn, app: App, settings: Settings, principal: Capturer
         COMMANDS.labels(SERVICE, "capture", "invalid").inc()
         raise validation_problem(exc.errors) from None
     try:
-        outcome = app.capture(new, now=system_clock(), correlation_id=correlation_id.get())
+        outcome = await request.app.state.coalescer.capture(new, correlation_id.get())
     except Contention as exc:
         raise busy(exc) from None
     request.app.state.relay.nudge()
