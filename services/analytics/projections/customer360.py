@@ -53,11 +53,17 @@ COPY_CHUNK = 200
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+def _escape(text: str) -> str:
+    # ``in`` scans are C-speed; translate() is slow on non-ASCII text and rarely needed.
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_ESCAPES)
+    return text
+
+
 def copy_line(fact: Fact) -> str:
     """One ``customer_events`` row in COPY text format."""
-    e = _ESCAPES
-    data = orjson.dumps(fact.data).decode().translate(e)
-    lead, event_id, kind = fact.lead_id.translate(e), fact.event_id.translate(e), fact.type.translate(e)
+    data = _escape(orjson.dumps(fact.data).decode())
+    lead, event_id, kind = _escape(fact.lead_id), _escape(fact.event_id), _escape(fact.type)
     return f"{lead}\t{fact.partition}\t{fact.offset}\t{event_id}\t{kind}\t{fact.version}\t{fact.time.isoformat()}\t{data}\n"
 
 
