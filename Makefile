@@ -49,7 +49,7 @@ clean:
 	@$(STACK) clean
 	rm -rf $(VENV) .bench
 
-test: venv stack-up
+test: venv deploy-tools stack-up
 	@$(WITH_STACK_ENV) $(PY) -m pytest tests/unit tests/integration tests/e2e
 
 test-unit: venv
@@ -74,14 +74,17 @@ bench-quick: venv stack-up
 
 # Tools the deploy/ checks need (no Docker engine): docker-compose and promtool from Debian, kustomize
 # built with Go into the LeadFlow cache (idempotent: installs only what is missing), then the checks.
-.PHONY: deploy-check
-deploy-check: venv
+.PHONY: deploy-tools deploy-check
+# The deploy/ checks need docker-compose and promtool (Debian) and kustomize (built once with Go, cached).
+deploy-tools:
 	@command -v docker-compose >/dev/null && command -v promtool >/dev/null || { \
-	  [ "$$(id -u)" = 0 ] || { echo "deploy-check needs docker-compose and promtool: apt-get install docker-compose prometheus (as root)" >&2; exit 1; }; \
+	  [ "$$(id -u)" = 0 ] || { echo "the deploy checks need docker-compose and promtool: apt-get install docker-compose prometheus (as root)" >&2; exit 1; }; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-compose prometheus; }
 	@tools="$${LEADFLOW_CACHE:-$$HOME/.cache/leadflow}/tools"; \
 	  [ "$$("$$tools/kustomize" version 2>/dev/null)" = v5.7.1 ] || { \
-	    command -v go >/dev/null || { echo "deploy-check needs Go to build kustomize (or put kustomize v5 on PATH)" >&2; exit 1; }; \
+	    command -v go >/dev/null || { echo "the deploy checks need Go to build kustomize (or put kustomize v5 on PATH)" >&2; exit 1; }; \
 	    echo "building kustomize v5.7.1 into $$tools (one-off)"; \
 	    GOBIN="$$tools" go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1; }
+
+deploy-check: venv deploy-tools
 	$(PY) -m pytest -q tests/unit/test_deploy_*.py
