@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -138,8 +139,8 @@ class TopicConsumer:
             delivered.append(Delivered(tp.partition, record.offset, envelope, payload))
         next_offset = records[-1].offset + 1
         self.applied += await asyncio.to_thread(self.handle_batch, tp.partition, delivered, next_offset)
-        for item in delivered:
-            EVENTS_CONSUMED.labels(self.service, item.envelope.type).inc()
+        for event_type, count in Counter(item.envelope.type for item in delivered).items():
+            EVENTS_CONSUMED.labels(self.service, event_type).inc(count)
         if delivered:
             age = (datetime.now(UTC) - delivered[-1].envelope.time).total_seconds()
             PROJECTION_FRESHNESS.labels(self.service).set(max(0.0, age))

@@ -293,9 +293,11 @@ def make_envelope(
     event_type = type(payload).__name__
     if event_type not in PAYLOADS:
         raise InvalidEvent(f"{event_type} is not a registered event")
+    # Building the payload model validated it; this re-checks what assignment after construction may
+    # have broken (pydantic models are mutable), at the cost of one validation per published event.
     data = payload.model_dump(mode="json")
     validate_payload(event_type, CURRENT_VERSION[event_type], data)
-    return Envelope(
+    return Envelope.model_construct(
         id=event_id or str(uuid.uuid4()),
         source=f"/leadflow/{service}",
         type=event_type,
@@ -315,14 +317,10 @@ def encode(envelope: Envelope) -> bytes:
 def decode(raw: bytes) -> tuple[Envelope, Payload]:
     """Parse and validate a record value; raises :class:`InvalidEvent` on anything malformed."""
     try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent(f"not JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise InvalidEvent("a CloudEvent must be a JSON object")
-    try:
-        envelope = Envelope.model_validate(obj)
+        envelope = Envelope.model_validate_json(raw)
     except ValidationError as exc:
+        if exc.errors()[0]["type"] in ("json_invalid", "model_type"):
+            raise InvalidEvent(f"not a JSON object: {exc.errors()[0]['msg']}") from exc
         raise InvalidEvent(f"invalid CloudEvents envelope: {exc}") from exc
     payload = envelope.payload()
     if payload.lead_id != envelope.subject:

@@ -106,7 +106,11 @@ class OutboxRelay:
             self.position = await asyncio.to_thread(self.app.tracked_position, RELAY_TRACKING_NAME) or 0
             log.info("relay leading", extra={"position": self.position})
             while True:
-                published = await self.publish_once()
+                try:
+                    published = await self.publish_once()
+                except Exception:
+                    await self._report_backlog()  # e.g. Kafka is down: show how much is waiting
+                    raise
                 if published:
                     continue
                 if self._stopping:
@@ -136,7 +140,7 @@ class OutboxRelay:
         """Publish the next batch, if any; returns how many notifications it covered."""
         notifications = await asyncio.to_thread(self.app.recorder.select_notifications, self.position + 1, self.batch_size)
         if not notifications:
-            await self._report_backlog()
+            RELAY_BACKLOG.labels(self.service).set(0)
             return 0
         envelopes: list[Envelope] = []
         for notification in notifications:
@@ -162,12 +166,13 @@ class OutboxRelay:
         self.published += len(envelopes)
         RELAY_POSITION.labels(self.service).set(last_id)
         if len(notifications) < self.batch_size:
-            await self._report_backlog()
+            RELAY_BACKLOG.labels(self.service).set(0)  # caught up with what was committed when we read
         return len(notifications)
 
     async def _report_backlog(self) -> None:
-        newest = await asyncio.to_thread(self.app.recorder.max_notification_id)
-        RELAY_BACKLOG.labels(self.service).set(max(0, (newest or 0) - self.position))
+        with contextlib.suppress(Exception):
+            newest = await asyncio.to_thread(self.app.recorder.max_notification_id)
+            RELAY_BACKLOG.labels(self.service).set(max(0, (newest or 0) - self.position))
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Publish everything recorded so far; only while :meth:`run` is not running (tests, tools)."""

@@ -13,9 +13,10 @@ from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import logs
 from shared.config import ServiceSettings
@@ -89,6 +90,38 @@ def kafka_check(producer_of: Callable[[], AIOKafkaProducer | None], topic: str) 
     return check
 
 
+class ObserveRequests:
+    """Correlation id, request count and latency per route, as a plain ASGI middleware (cheap per request)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cid = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-correlation-id"), None) or str(uuid.uuid4())
+        token = logs.correlation_id.set(cid)
+        started = time.perf_counter()
+        status = 500  # unless a response starts: an unhandled error is answered (500) further out
+
+        async def send_with_correlation(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-correlation-id", cid.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_correlation)
+        finally:
+            logs.correlation_id.reset(token)
+            path = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, scope["method"], path).observe(time.perf_counter() - started)
+
+
 def create_service_app(
     *,
     service: str,
@@ -114,24 +147,7 @@ def create_service_app(
     app.state.service = service
     install_problem_handlers(app)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
-        token = logs.correlation_id.set(cid)
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception:  # a crash past the exception handlers still answers with a problem
-            log.exception("unhandled error")
-            response = problem_response(Problem(500, "internal-error", "An unexpected error occurred."), request)
-        finally:
-            logs.correlation_id.reset(token)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
-        HTTP_LATENCY.labels(service, request.method, path).observe(time.perf_counter() - started)
-        response.headers["x-correlation-id"] = cid
-        return response
+    app.add_middleware(ObserveRequests, service=service)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
