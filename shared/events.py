@@ -76,6 +76,8 @@ class LeadCaptured(Payload):
     tags: list[str] = Field(default_factory=list)
     captured_by: str
     reported_by: str | None = None
+    score_reasons: list[dict[str, Any]] = Field(default_factory=list)
+    possible_duplicates: list[str] = Field(default_factory=list, description="ids of leads that look like the same customer")
 
 
 class LeadRecaptured(Payload):

@@ -23,6 +23,7 @@ port_of() {
 running() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
 start() {
+  cd "$ROOT"
   mkdir -p "$RUN" "$LOGS"
   eval "$(bash "$ROOT/deploy/local/stack.sh" env)"
   export LEADFLOW_KAFKA_BOOTSTRAP LEADFLOW_DATABASE_URL
@@ -33,7 +34,9 @@ start() {
       echo "error: port $port (for $svc) is already in use by another process" >&2
       exit 1
     fi
-    (cd "$ROOT" && setsid nohup "$PY" -m "services.$svc" >>"$LOGS/$svc.log" 2>&1 & echo $! >"$RUN/$svc.pid")
+    # Detached from this shell's terminal and pipes (a caller piping `make up` must not wait on them).
+    setsid nohup "$PY" -m "services.$svc" >>"$LOGS/$svc.log" 2>&1 </dev/null &
+    echo $! >"$RUN/$svc.pid"
   done
   local deadline=$((SECONDS + READY_TIMEOUT))
   for svc in "${SERVICES[@]}"; do

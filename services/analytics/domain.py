@@ -194,7 +194,7 @@ def _apply(view: Customer360, tasks: dict[str, Task], at: datetime, payload: Pay
             view.source = payload.source
             view.profile = {name: getattr(payload, name) for name in PROFILE_FIELDS}
             view.profile |= {"contacts": [c.model_dump() for c in payload.contacts], "tags": list(payload.tags)}
-            _score(view, ScoreChange(at=at, score=payload.score, grade=payload.grade))
+            _score(view, ScoreChange(at=at, score=payload.score, grade=payload.grade, reasons=payload.score_reasons))
         case LeadRecaptured():
             view.recaptures.append(Recapture(at=at, source=payload.source, captured_by=payload.captured_by))
         case LeadScored():
