@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
@@ -66,6 +67,21 @@ class Workers:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Run a service's app: SIGTERM drains in-flight requests (20 s), then the lifespan stops the workers."""
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        timeout_graceful_shutdown=20,
+        # Longer than the usual load balancer and client idle timeouts, so a client's pooled
+        # connection is not closed under it just as it sends a request.
+        timeout_keep_alive=75,
+        backlog=2048,
+    )
 
 
 def postgres_check(settings: ServiceSettings) -> ReadinessCheck:

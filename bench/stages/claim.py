@@ -37,7 +37,9 @@ async def known_to_assignment(client: httpx.AsyncClient, run: Run, lead_id: str,
     raise TimeoutError(f"assignment did not learn of lead {lead_id} within {timeout:.0f}s")
 
 
-async def trial(client: httpx.AsyncClient, run: Run, number: int) -> tuple[list[float], Counter[int]]:
+async def trial(
+    client: httpx.AsyncClient, run: Run, number: int, transport_errors: Counter[str]
+) -> tuple[list[float], Counter[int]]:
     lead_id = await capture_one(client, run.env, run.leads.lead())
     run.captured += 1
     await known_to_assignment(client, run, lead_id)
@@ -50,8 +52,9 @@ async def trial(client: httpx.AsyncClient, run: Run, number: int) -> tuple[list[
         started = time.perf_counter()
         try:
             status = (await client.post(url, headers=headers)).status_code
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
             status = NO_RESPONSE
+            transport_errors[type(exc).__name__] += 1
         return time.perf_counter() - started, status
 
     # Open (or re-open) the connections now: an idle keep-alive connection may have been closed by
@@ -70,10 +73,11 @@ async def run_stage(run: Run, result: StageResult) -> None:
     latencies: list[float] = []
     winners: list[int] = []
     statuses: Counter[int] = Counter()
+    transport_errors: Counter[str] = Counter()
     progress = Progress(f"claim trials ({claimers} claimers each)", trials)
     async with run.client(connections=claimers + 10, timeout=60) as client:
         for number in range(trials):
-            seconds, codes = await trial(client, run, number)
+            seconds, codes = await trial(client, run, number, transport_errors)
             latencies.extend(seconds)
             winners.append(codes[200])
             statuses.update(codes)
@@ -81,12 +85,13 @@ async def run_stage(run: Run, result: StageResult) -> None:
     progress.finish()
     result.details["winners_per_trial"] = winners
     result.details["statuses"] = {str(code): count for code, count in sorted(statuses.items())}
+    result.details["transport_errors"] = dict(transport_errors)
     wrong = [(n, w) for n, w in enumerate(winners) if w != 1]
     if wrong:
         result.alert(f"CLAIM RACE BROKEN: trials with a winner count other than 1 (trial, winners): {wrong}")
     unexpected = {code: count for code, count in statuses.items() if code not in (200, 409)}
     if unexpected:
-        result.alert(f"claims answered with unexpected statuses {unexpected} (0 = no response)")
+        result.alert(f"claims answered with unexpected statuses {unexpected} (0 = no response: {dict(transport_errors)})")
     ms = [x * 1000 for x in latencies]
     note = f"{trials} trials × {claimers} concurrent claimers"
     result.compare("claim latency p50 under contention", percentile(ms, 50), "ms", "es.save1_p50_ms", run.baselines, note=note)

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
@@ -17,7 +16,7 @@ from services.analytics.catalog import Catalog
 from services.analytics.config import AnalyticsSettings
 from services.analytics.consumers import Followers
 from services.analytics.queries import Queries
-from shared.service import ReadinessCheck, create_service_app, postgres_check
+from shared.service import ReadinessCheck, create_service_app, postgres_check, serve
 
 
 def kafka_check(app: FastAPI, topic: str) -> ReadinessCheck:
@@ -69,6 +68,4 @@ def build_app(settings: AnalyticsSettings | None = None) -> FastAPI:
 
 def main() -> None:
     settings = AnalyticsSettings()
-    uvicorn.run(
-        build_app(settings), host=settings.host, port=settings.analytics_port, log_config=None, timeout_graceful_shutdown=20
-    )
+    serve(build_app(settings), settings.host, settings.analytics_port)

@@ -120,6 +120,9 @@ class AssignmentApplication(EventSourcedApplication):
 
         def decide(unit: UnitOfWork) -> Owned:
             lead = repository.ownership(unit, lead_id)
+            # The lead's own rules first: a claim it refuses (owned, cooldown, closed) needs no rep loaded.
+            if not lead.check_claim(rep_id, "claim", now):
+                return Owned.of(lead)
             rep = repository.rep(unit, rep_id)
             handover.claim(lead, rep, how="claim", now=now, rules=self.rules, correlation_id=correlation_id)
             return Owned.of(lead)

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
@@ -25,7 +24,7 @@ from shared.consumer import Delivered, TopicConsumer
 from shared.eventstore import ensure_schema, tracked_batch_handler, tracked_partition_positions
 from shared.relay import OutboxRelay, build_producer
 from shared.scheduler import Ticker
-from shared.service import create_service_app, kafka_check, postgres_check
+from shared.service import create_service_app, kafka_check, postgres_check, serve
 
 
 def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_clock) -> FastAPI:
@@ -121,6 +120,4 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
 
 def main() -> None:
     settings = AssignmentSettings()
-    uvicorn.run(
-        build_app(settings), host=settings.host, port=settings.assignment_port, log_config=None, timeout_graceful_shutdown=20
-    )
+    serve(build_app(settings), settings.host, settings.assignment_port)

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from fastapi import FastAPI
 
 from services.followup import SERVICE
@@ -25,7 +24,7 @@ from shared.consumer import TopicConsumer
 from shared.eventstore import ensure_schema, eventsourcing_env, tracked_batch_handler, tracked_partition_positions
 from shared.relay import OutboxRelay, build_producer
 from shared.scheduler import Ticker
-from shared.service import create_service_app, kafka_check, postgres_check
+from shared.service import create_service_app, kafka_check, postgres_check, serve
 
 
 def rules_from(settings: FollowupSettings) -> Rules:
@@ -100,6 +99,4 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
 
 def main() -> None:
     settings = FollowupSettings()
-    uvicorn.run(
-        build_app(settings), host=settings.host, port=settings.followup_port, log_config=None, timeout_graceful_shutdown=20
-    )
+    serve(build_app(settings), settings.host, settings.followup_port)

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from eventsourcing.utils import get_topic
 from fastapi import FastAPI
 
@@ -21,7 +20,7 @@ from services.intake.store import IntakeRecorder
 from shared.clock import system_clock
 from shared.eventstore import ensure_schema, eventsourcing_env
 from shared.relay import OutboxRelay, build_producer
-from shared.service import create_service_app, kafka_check, postgres_check
+from shared.service import create_service_app, kafka_check, postgres_check, serve
 
 
 def build_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -80,4 +79,4 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
 
 def main() -> None:
     settings = IntakeSettings()
-    uvicorn.run(build_app(settings), host=settings.host, port=settings.intake_port, log_config=None, timeout_graceful_shutdown=20)
+    serve(build_app(settings), settings.host, settings.intake_port)
