@@ -93,6 +93,8 @@ class TopicConsumer:
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         self._stopping = False
+        self._pending: asyncio.Task[None] | None = None
+        self._polls_in_hand = 0  # polls fetched whose records are not all applied yet
         self.applied = 0
 
     async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
@@ -114,17 +116,33 @@ class TopicConsumer:
         self._stopping = True
 
     async def run(self) -> None:
+        """Poll, decode and apply until stopped. Decoding the next batch overlaps with writing the last one;
+        writes stay strictly in order (a batch is handed over only after the previous one is stored)."""
         try:
             while not self._stopping:
                 batches = await self.consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
-                for tp, records in batches.items():
-                    await self._apply(tp, records)
-                if batches:
-                    await self._report_lag()
+                if not batches:
+                    await self._settle(wait=False)
+                    continue
+                self._polls_in_hand += 1
+                decoded = [(tp, self._decode(tp, records), records[-1].offset + 1) for tp, records in batches.items()]
+                await self._settle(wait=True)
+                self._pending = asyncio.create_task(self._apply_all(decoded))
+            await self._settle(wait=True)
         finally:
+            if self._pending is not None and not self._pending.done():
+                self._pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._pending
             await self.consumer.stop()
 
-    async def _apply(self, tp: TopicPartition, records: list) -> None:
+    async def _settle(self, *, wait: bool) -> None:
+        """Wait for the batch being written (or only collect it if done); its failure stops :meth:`run`."""
+        if self._pending is not None and (wait or self._pending.done()):
+            pending, self._pending = self._pending, None
+            await pending
+
+    def _decode(self, tp: TopicPartition, records: list) -> list[Delivered]:
         delivered: list[Delivered] = []
         for record in records:
             try:
@@ -137,16 +155,23 @@ class TopicConsumer:
                 )
                 continue
             delivered.append(Delivered(tp.partition, record.offset, envelope, payload))
-        next_offset = records[-1].offset + 1
-        self.applied += await asyncio.to_thread(self.handle_batch, tp.partition, delivered, next_offset)
-        for event_type, count in Counter(item.envelope.type for item in delivered).items():
-            EVENTS_CONSUMED.labels(self.service, event_type).inc(count)
-        if delivered:
-            age = (datetime.now(UTC) - delivered[-1].envelope.time).total_seconds()
-            PROJECTION_FRESHNESS.labels(self.service).set(max(0.0, age))
+        return delivered
+
+    async def _apply_all(self, decoded: list[tuple[TopicPartition, list[Delivered], int]]) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for tp, delivered, next_offset in decoded:
+            self.applied += await asyncio.to_thread(self.handle_batch, tp.partition, delivered, next_offset)
+            offsets[tp] = next_offset
+            for event_type, count in Counter(item.envelope.type for item in delivered).items():
+                EVENTS_CONSUMED.labels(self.service, event_type).inc(count)
+            if delivered:
+                age = (datetime.now(UTC) - delivered[-1].envelope.time).total_seconds()
+                PROJECTION_FRESHNESS.labels(self.service).set(max(0.0, age))
+        self._polls_in_hand -= 1
+        await self._report_lag()
         # Kafka's own offsets are advisory (for lag dashboards); PostgreSQL holds the truth.
         try:
-            await self.consumer.commit({tp: next_offset})
+            await self.consumer.commit(offsets)
         except Exception as exc:
             log.debug("advisory commit failed", extra={"error": str(exc)})
 
@@ -163,10 +188,10 @@ class TopicConsumer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assignment = self.consumer.assignment()
-            if assignment:
+            if assignment and not self._polls_in_hand:
                 ends = await self.consumer.end_offsets(list(assignment))
                 positions = {tp: await self.consumer.position(tp) for tp in assignment}
-                if all(positions[tp] >= ends[tp] for tp in assignment):
+                if all(positions[tp] >= ends[tp] for tp in assignment) and not self._polls_in_hand:
                     return
             await asyncio.sleep(0.1)
         raise TimeoutError("consumer did not catch up")
