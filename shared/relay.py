@@ -25,6 +25,7 @@ from psycopg.conninfo import make_conninfo
 
 from shared.events import Envelope, encode, kafka_headers
 from shared.eventstore import EventSourcedApplication
+from shared.follow import FollowLoop
 from shared.metrics import EVENTS_PUBLISHED, RELAY_BACKLOG, RELAY_POSITION
 
 log = logging.getLogger(__name__)
@@ -83,57 +84,48 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.position = 0
-        self._wakeup = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping = False
+        self.follow = FollowLoop(poll_interval)
         self.published = 0
 
     def nudge(self) -> None:
         """Say that something was recorded, so the relay does not wait for its next poll (thread-safe)."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wakeup.set)
+        self.follow.nudge()
 
     def stop(self) -> None:
-        self._stopping = True
-        self._wakeup.set()
+        self.follow.stop()
 
     async def run(self) -> None:
         """Publish until stopped. With several replicas, only the holder of the leader lock publishes."""
-        self._loop = asyncio.get_running_loop()
         async with await psycopg.AsyncConnection.connect(_conninfo(self.app), autocommit=True) as lock_conn:
             if not await self._lead(lock_conn):
                 return
             self.position = await asyncio.to_thread(self.app.tracked_position, RELAY_TRACKING_NAME) or 0
             log.info("relay leading", extra={"position": self.position})
-            while True:
+
+            async def step() -> int:
                 try:
-                    published = await self.publish_once()
+                    return await self.publish_once()
                 except Exception:
                     await self._report_backlog()  # e.g. Kafka is down: show how much is waiting
                     raise
-                if published:
-                    continue
-                if self._stopping:
-                    log.info("relay stopped", extra={"position": self.position})
-                    return
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+
+            async def check_lock_session() -> None:
                 # The lock lives as long as this session; a dead session means another replica may lead.
                 await lock_conn.execute("SELECT 1")
+
+            await self.follow.run(step, between=check_lock_session)
+            log.info("relay stopped", extra={"position": self.position})
 
     async def _lead(self, lock_conn: psycopg.AsyncConnection) -> bool:
         """Wait (as a standby) until this replica holds the service's relay lock; False if stopped first."""
         key = _lock_key(self.app)
-        while not self._stopping:
+        while not self.follow.stopping:
             cursor = await lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
             row = await cursor.fetchone()
             if row and row[0]:
                 return True
             log.debug("relay standing by: another replica leads")
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), max(self.poll_interval, 1.0))
+            await self.follow.sleep(max(self.poll_interval, 1.0))
         return False
 
     async def publish_once(self) -> int:

@@ -5,7 +5,6 @@ one transaction, so the view is exact after any restart and can be rebuilt from 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -14,6 +13,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.assignment.domain.ownership import Ownership
 from shared.eventstore import EventSourcedApplication
+from shared.follow import FollowLoop
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +67,15 @@ class Projector:
         self.app = app
         self.store = store
         self.batch_size = batch_size
-        self.poll_interval = poll_interval
         self.position = 0
-        self._wakeup = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping = False
+        self.follow = FollowLoop(poll_interval)
 
     def nudge(self) -> None:
         """Something was recorded: project it now rather than at the next poll (thread-safe)."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wakeup.set)
+        self.follow.nudge()
 
     def stop(self) -> None:
-        self._stopping = True
-        self._wakeup.set()
+        self.follow.stop()
 
     def project_once(self) -> int:
         """Apply the next batch of the log, if any (blocking); returns how many notifications it covered."""
@@ -101,13 +96,5 @@ class Projector:
             pass
 
     async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
         self.position = await asyncio.to_thread(self.store.position)
-        while True:
-            if await asyncio.to_thread(self.project_once):
-                continue
-            if self._stopping:
-                return
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+        await self.follow.run(lambda: asyncio.to_thread(self.project_once))

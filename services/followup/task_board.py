@@ -10,7 +10,6 @@ nothing here loads an aggregate. The scheduler's query touches only open tasks t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +21,7 @@ from psycopg_pool import ConnectionPool
 
 from services.followup.app import FollowupApplication
 from services.followup.projections import Change, ReminderDue, TaskAdded, TaskCancelled, TaskDone, TaskOverdue, changes_for
+from shared.follow import FollowLoop
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS {s}.task_board (
@@ -169,18 +169,13 @@ class TaskBoardProjector:
         self.app = app
         self.board = board
         self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        self._wakeup = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping = False
+        self.follow = FollowLoop(poll_interval)
 
     def nudge(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wakeup.set)
+        self.follow.nudge()
 
     def stop(self) -> None:
-        self._stopping = True
-        self._wakeup.set()
+        self.follow.stop()
 
     def project_once(self) -> int:
         """Project the next batch of the log (blocking); returns how many notifications it covered."""
@@ -195,12 +190,4 @@ class TaskBoardProjector:
             pass
 
     async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        while True:
-            if await asyncio.to_thread(self.project_once):
-                continue
-            if self._stopping:
-                return
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+        await self.follow.run(lambda: asyncio.to_thread(self.project_once))

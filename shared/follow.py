@@ -1,0 +1,47 @@
+"""The loop every follower of a service's own notification log runs (the outbox relay, read-model projectors).
+
+Work while there is work; then sleep until nudged (something was recorded) or until the poll interval
+passes (something was recorded by another process). ``stop`` lets the loop finish what is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+
+class FollowLoop:
+    def __init__(self, poll_interval: float) -> None:
+        self.poll_interval = poll_interval
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.stopping = False
+
+    def nudge(self) -> None:
+        """Something was recorded: work now rather than at the next poll (thread-safe)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    def stop(self) -> None:
+        self.stopping = True
+        self._wakeup.set()
+
+    async def sleep(self, seconds: float | None = None) -> None:
+        """Wait for a nudge, a stop, or the poll interval (or ``seconds``), whichever comes first."""
+        self._loop = asyncio.get_running_loop()
+        self._wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), self.poll_interval if seconds is None else seconds)
+
+    async def run(self, step: Callable[[], Awaitable[int]], between: Callable[[], Awaitable[object]] | None = None) -> None:
+        """Call ``step`` (returns how much it did) until stopped and caught up; ``between`` runs after each idle wait."""
+        self._loop = asyncio.get_running_loop()
+        while True:
+            if await step():
+                continue
+            if self.stopping:
+                return
+            await self.sleep()
+            if between is not None:
+                await between()
