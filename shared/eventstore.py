@@ -159,9 +159,6 @@ def apply_tracked_batch(
     position was already recorded (the batch had been applied before). Exactly-once effect.
     """
     for attempt in range(attempts):
-        position = app.recorder.max_tracking_id(tracking.application_name)
-        if position is not None and position >= tracking.notification_id:
-            return 0
         seen = app.recorder.already_processed([d.envelope.id for d in delivered])
         fresh: list[Delivered] = []
         for item in delivered:
@@ -175,8 +172,12 @@ def apply_tracked_batch(
             app.save_tracked(unit.aggregates, tracking, processed_event_ids=[d.envelope.id for d in fresh])
             return len(fresh)
         except IntegrityError:
-            # Either another writer recorded this position (checked at the top of the loop) or a
-            # concurrent command moved an aggregate on; the repository fast-forwards on reload.
+            # Either this position was recorded before (the tracking insert refuses to go back or
+            # stand still: nothing to do), or a concurrent command moved an aggregate on (try again;
+            # the repository fast-forwards on reload).
+            position = app.recorder.max_tracking_id(tracking.application_name)
+            if position is not None and position >= tracking.notification_id:
+                return 0
             if attempt == attempts - 1:
                 raise
     return 0
