@@ -144,10 +144,21 @@ def create_service_app(
     title: str,
     settings: ServiceSettings,
     lifespan: Callable[[FastAPI], Any],
-    readiness: Callable[[FastAPI], list[ReadinessCheck]],
+    readiness: Callable[[FastAPI], list[ReadinessCheck]] | None = None,
     description: str = "",
 ) -> FastAPI:
-    """A FastAPI app with everything a LeadFlow service exposes besides its own routes."""
+    """A FastAPI app with everything a LeadFlow service exposes besides its own routes.
+
+    Readiness defaults to: PostgreSQL answers, and the producer the lifespan put on ``app.state.producer``
+    sees the topic.
+    """
+    if readiness is None:
+
+        def readiness(app: FastAPI) -> list[ReadinessCheck]:
+            return [
+                postgres_check(settings),
+                kafka_check(lambda: getattr(app.state, "producer", None), settings.topic),
+            ]
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -24,7 +24,7 @@ from shared.consumer import Delivered, TopicConsumer
 from shared.eventstore import ensure_schema, tracked_batch_handler, tracked_partition_positions
 from shared.relay import OutboxRelay, build_producer
 from shared.scheduler import Ticker
-from shared.service import create_service_app, kafka_check, postgres_check, serve
+from shared.service import create_service_app, serve
 
 
 def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_clock) -> FastAPI:
@@ -109,10 +109,6 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         description="Ownership of leads: claims (报备), protection, the public pool (公海), recycling, automatic assignment.",
         settings=settings,
         lifespan=lifespan,
-        readiness=lambda app: [
-            postgres_check(settings),
-            kafka_check(lambda: getattr(app.state, "producer", None), settings.topic),
-        ],
     )
     app.include_router(router)
     return app

@@ -24,7 +24,7 @@ from shared.consumer import TopicConsumer
 from shared.eventstore import ensure_schema, eventsourcing_env, tracked_batch_handler, tracked_partition_positions
 from shared.relay import OutboxRelay, build_producer
 from shared.scheduler import Ticker
-from shared.service import create_service_app, kafka_check, postgres_check, serve
+from shared.service import create_service_app, serve
 
 
 def rules_from(settings: FollowupSettings) -> Rules:
@@ -88,10 +88,6 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
         description="Follow-up records, pipeline stages, SOP cadence, tasks and reminders, overdue escalation.",
         settings=settings,
         lifespan=lifespan,
-        readiness=lambda app: [
-            postgres_check(settings),
-            kafka_check(lambda: getattr(app.state, "producer", None), settings.topic),
-        ],
     )
     app.include_router(router)
     return app

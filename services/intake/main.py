@@ -20,7 +20,7 @@ from services.intake.store import IntakeRecorder
 from shared.clock import system_clock
 from shared.eventstore import ensure_schema, eventsourcing_env
 from shared.relay import OutboxRelay, build_producer
-from shared.service import create_service_app, kafka_check, postgres_check, serve
+from shared.service import create_service_app, serve
 
 
 def build_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -60,10 +60,6 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
         description="Capture, normalise, de-duplicate, score and grade leads.",
         settings=settings,
         lifespan=lifespan,
-        readiness=lambda app: [
-            postgres_check(settings),
-            kafka_check(lambda: getattr(app.state, "producer", None), settings.topic),
-        ],
     )
     app.include_router(router)
     app.add_middleware(
