@@ -25,6 +25,8 @@ from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_REJECTED, PROJE
 
 log = logging.getLogger(__name__)
 
+ADVISORY_COMMIT_INTERVAL = 1.0  # seconds
+
 
 @dataclass(frozen=True)
 class Delivered:
@@ -95,6 +97,8 @@ class TopicConsumer:
         self._stopping = False
         self._pending: asyncio.Task[None] | None = None
         self._polls_in_hand = 0  # polls fetched whose records are not all applied yet
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._committed_at = 0.0
         self.applied = 0
 
     async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
@@ -169,11 +173,16 @@ class TopicConsumer:
                 PROJECTION_FRESHNESS.labels(self.service).set(max(0.0, age))
         self._polls_in_hand -= 1
         await self._report_lag()
-        # Kafka's own offsets are advisory (for lag dashboards); PostgreSQL holds the truth.
-        try:
-            await self.consumer.commit(offsets)
-        except Exception as exc:
-            log.debug("advisory commit failed", extra={"error": str(exc)})
+        # Kafka's own offsets are advisory (for lag dashboards); PostgreSQL holds the truth, so they
+        # are committed at most once a second instead of costing a broker round trip per poll.
+        self._uncommitted.update(offsets)
+        if time.monotonic() - self._committed_at >= ADVISORY_COMMIT_INTERVAL:
+            self._committed_at = time.monotonic()
+            offsets, self._uncommitted = self._uncommitted, {}
+            try:
+                await self.consumer.commit(offsets)
+            except Exception as exc:
+                log.debug("advisory commit failed", extra={"error": str(exc)})
 
     async def _report_lag(self) -> None:
         for tp in self.consumer.assignment():
