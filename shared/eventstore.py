@@ -82,6 +82,17 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
             with curs.connection.cursor() as ids_cursor:
                 ids_cursor.executemany(self._insert_processed, [(event_id,) for event_id in event_ids])
 
+    def existing_originators(self, originator_ids: list[UUID]) -> set[UUID]:
+        """Which of these aggregates have any events (one query for a whole batch of look-ups)."""
+        if not originator_ids:
+            return set()
+        statement = sql.SQL("SELECT DISTINCT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s)").format(
+            sql.Identifier(self.datastore.schema), sql.Identifier(self.events_table_name)
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (originator_ids,))
+            return {row["originator_id"] for row in curs.fetchall()}
+
     def already_processed(self, event_ids: list[str]) -> set[str]:
         if not event_ids:
             return set()
@@ -126,8 +137,18 @@ class UnitOfWork:
     def __init__(self, app: EventSourcedApplication) -> None:
         self.app = app
         self._aggregates: dict[UUID, Aggregate] = {}
+        self._absent: set[UUID] = set()
+
+    def preload(self, aggregate_ids: Iterable[UUID]) -> None:
+        """Learn in one query which of these aggregates do not exist yet, so :meth:`get` need not ask one by one."""
+        unknown = [i for i in set(aggregate_ids) if i not in self._aggregates and i not in self._absent]
+        if unknown:
+            existing = self.app.recorder.existing_originators(unknown)
+            self._absent.update(i for i in unknown if i not in existing)
 
     def get(self, aggregate_id: UUID) -> Any:
+        if aggregate_id in self._absent:
+            return None
         if aggregate_id not in self._aggregates:
             aggregate = self.app.get_or_none(aggregate_id)
             if aggregate is None:
@@ -136,6 +157,7 @@ class UnitOfWork:
         return self._aggregates[aggregate_id]
 
     def add(self, aggregate: Aggregate) -> None:
+        self._absent.discard(aggregate.id)
         self._aggregates[aggregate.id] = aggregate
 
     @property
@@ -149,6 +171,7 @@ def apply_tracked_batch(
     delivered: Sequence[Delivered],
     apply: Callable[[UnitOfWork, Delivered], None],
     *,
+    aggregate_ids: Callable[[Delivered], Iterable[UUID]] | None = None,
     attempts: int = 5,
 ) -> int:
     """Apply a batch of upstream events and record the position in the same transaction.
@@ -157,6 +180,8 @@ def apply_tracked_batch(
     :class:`UnitOfWork` that is fresh on every attempt; a version conflict with a concurrent
     command is retried from fresh state. Returns how many events this call applied: 0 when the
     position was already recorded (the batch had been applied before). Exactly-once effect.
+    ``aggregate_ids`` (optional) names the aggregates an event touches, so that a batch of mostly new
+    leads costs one existence query instead of one per lead.
     """
     for attempt in range(attempts):
         seen = app.recorder.already_processed([d.envelope.id for d in delivered])
@@ -166,6 +191,8 @@ def apply_tracked_batch(
                 seen.add(item.envelope.id)
                 fresh.append(item)
         unit = UnitOfWork(app)
+        if aggregate_ids is not None:
+            unit.preload(i for item in fresh for i in aggregate_ids(item))
         for item in fresh:
             apply(unit, item)
         try:
@@ -193,12 +220,16 @@ def tracked_partition_positions(app: EventSourcedApplication, topic: str) -> Cal
 
 
 def tracked_batch_handler(
-    app: EventSourcedApplication, topic: str, apply: Callable[[UnitOfWork, Delivered], None]
+    app: EventSourcedApplication,
+    topic: str,
+    apply: Callable[[UnitOfWork, Delivered], None],
+    aggregate_ids: Callable[[Delivered], Iterable[UUID]] | None = None,
 ) -> Callable[[int, list[Delivered], int], int]:
     """A batch handler for :class:`shared.consumer.TopicConsumer` that applies events to aggregates
     exactly once (see :func:`apply_tracked_batch`)."""
 
     def handle(partition: int, delivered: list[Delivered], next_offset: int) -> int:
-        return apply_tracked_batch(app, Tracking(tracking_name(topic, partition), next_offset), delivered, apply)
+        tracking = Tracking(tracking_name(topic, partition), next_offset)
+        return apply_tracked_batch(app, tracking, delivered, apply, aggregate_ids=aggregate_ids)
 
     return handle

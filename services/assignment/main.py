@@ -58,7 +58,7 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
             projector.nudge()
 
         policy = UpstreamPolicy(rules, routing, clock)
-        apply_batch = tracked_batch_handler(assignment, settings.topic, policy)
+        apply_batch = tracked_batch_handler(assignment, settings.topic, policy, policy.aggregate_ids)
 
         def handle_batch(partition: int, batch: list[Delivered], next_offset: int) -> int:
             relevant = handled(batch)

@@ -38,6 +38,14 @@ class UpstreamPolicy:
         self.routing = routing
         self.clock = clock
 
+    @staticmethod
+    def aggregate_ids(item: Delivered) -> list[UUID]:
+        """The lead's Ownership, which every handled event touches (looked up for a whole batch at once)."""
+        try:
+            return [UUID(item.payload.lead_id)]
+        except ValueError:
+            return []
+
     def __call__(self, unit: UnitOfWork, item: Delivered) -> None:
         payload = item.payload
         if isinstance(payload, LeadCaptured):

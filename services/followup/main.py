@@ -57,13 +57,14 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
         projector = TaskBoardProjector(followup, board, poll_interval=settings.relay_poll_interval.total_seconds())
         followup.on_recorded(relay.nudge)
         followup.on_recorded(projector.nudge)
+        policy = UpstreamPolicy(rules)
         consumer = TopicConsumer(
             service=SERVICE,
             bootstrap=settings.kafka_bootstrap,
             topic=settings.topic,
             group_id=settings.consumer_group(SERVICE),
             load_positions=tracked_partition_positions(followup, settings.topic),
-            handle_batch=tracked_batch_handler(followup, settings.topic, UpstreamPolicy(rules)),
+            handle_batch=tracked_batch_handler(followup, settings.topic, policy, policy.aggregate_ids),
             batch_size=settings.consumer_batch_size,
         )
         await consumer.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from uuid import UUID
 
 from services.followup import SERVICE
 from services.followup.domain.cadence import Rules
@@ -28,6 +29,11 @@ class UpstreamPolicy:
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
+
+    @staticmethod
+    def aggregate_ids(item: Delivered) -> list[UUID]:
+        """The lead's file, which every handled event touches (looked up for a whole batch at once)."""
+        return [lead_file_id(item.payload.lead_id)] if _is_uuid(item.payload.lead_id) else []
 
     def __call__(self, unit: UnitOfWork, item: Delivered) -> None:
         envelope, payload = item.envelope, item.payload

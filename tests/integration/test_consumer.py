@@ -172,3 +172,20 @@ def test_large_batches_record_positions_and_ids_together(app):
         assert apply_tracked_batch(app, Tracking("t:0", offset), batch, apply) == 1000
     assert app.recorder.max_tracking_id("t:0") == 5000
     assert len(app.recorder.already_processed([d.envelope.id for d in batch])) == 1000
+
+
+def test_preload_answers_absent_aggregates_without_asking_one_by_one(app, monkeypatch):
+    known = Ownership("lead-known")
+    app.save(known)
+    unit = UnitOfWork(app)
+    unit.preload([known.id, Ownership.create_id("lead-new")])
+    monkeypatch.setattr(app.repository, "get", lambda *a, **k: pytest.fail("absent aggregates are not looked up"))
+    assert unit.get(Ownership.create_id("lead-new")) is None
+    monkeypatch.undo()
+    assert unit.get(known.id).lead_id == "lead-known"
+    batch = [Delivered(0, n, env, env.payload()) for n, env in enumerate(envelopes(leads=50, claims=1))]
+    applied = apply_tracked_batch(
+        app, Tracking("t:0", 50), batch, apply, aggregate_ids=lambda d: [Ownership.create_id(d.payload.lead_id)]
+    )
+    assert applied == 50
+    assert claims_of(app, 50)["lead-49"] == ["rep-0"]
