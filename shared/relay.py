@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 import psycopg
 from aiokafka import AIOKafkaProducer
@@ -23,7 +24,8 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification, Tracking
 from psycopg.conninfo import make_conninfo
 
-from shared.events import Envelope, encode, kafka_headers
+from shared.config import ServiceSettings
+from shared.events import Envelope, Payload, deterministic_event_id, encode, kafka_headers, make_envelope
 from shared.eventstore import EventSourcedApplication
 from shared.follow import FollowLoop
 from shared.metrics import EVENTS_PUBLISHED, RELAY_BACKLOG, RELAY_POSITION
@@ -52,6 +54,27 @@ def _lock_key(app: EventSourcedApplication) -> int:
     """A stable 63-bit advisory lock key per (schema, application)."""
     digest = hashlib.sha256(f"leadflow-relay:{app.env.get('POSTGRES_SCHEMA')}:{app.name}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
+
+
+def envelope_of(
+    event: DomainEventProtocol,
+    payload: Payload,
+    *,
+    service: str,
+    time: datetime,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+) -> Envelope:
+    """The public envelope of a recorded domain event. Its id is derived from (service, aggregate, version),
+    so a re-publication after a crash carries the same CloudEvents ``id`` and consumers drop it."""
+    return make_envelope(
+        payload,
+        service=service,
+        time=time,
+        event_id=deterministic_event_id(service, event.originator_id, event.originator_version),
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+    )
 
 
 def build_producer(bootstrap: str) -> AIOKafkaProducer:
@@ -86,6 +109,26 @@ class OutboxRelay:
         self.position = 0
         self.follow = FollowLoop(poll_interval)
         self.published = 0
+
+    @classmethod
+    def for_service(
+        cls,
+        app: EventSourcedApplication,
+        service: str,
+        producer: AIOKafkaProducer,
+        settings: ServiceSettings,
+        mapping: IntegrationMapping,
+    ) -> OutboxRelay:
+        """A service's relay, configured from its settings (topic, batch size, poll interval)."""
+        return cls(
+            app=app,
+            service=service,
+            producer=producer,
+            topic=settings.topic,
+            mapping=mapping,
+            batch_size=settings.relay_batch_size,
+            poll_interval=settings.relay_poll_interval.total_seconds(),
+        )
 
     def nudge(self) -> None:
         """Say that something was recorded, so the relay does not wait for its next poll (thread-safe)."""

@@ -42,15 +42,7 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         await asyncio.to_thread(readmodel.create_tables)
         producer = build_producer(settings.kafka_bootstrap)
         await producer.start()
-        relay = OutboxRelay(
-            app=assignment,
-            service=SERVICE,
-            producer=producer,
-            topic=settings.topic,
-            mapping=to_integration_events,
-            batch_size=settings.relay_batch_size,
-            poll_interval=settings.relay_poll_interval.total_seconds(),
-        )
+        relay = OutboxRelay.for_service(assignment, SERVICE, producer, settings, to_integration_events)
         projector = Projector(assignment, readmodel, poll_interval=settings.relay_poll_interval.total_seconds())
 
         def nudge() -> None:

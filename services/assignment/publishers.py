@@ -14,12 +14,12 @@ from eventsourcing.persistence import Notification
 
 from services.assignment import SERVICE
 from services.assignment.domain.ownership import Ownership
-from shared.events import Envelope, LeadClaimed, LeadReleased, deterministic_event_id, make_envelope
+from shared.events import Envelope, LeadClaimed, LeadReleased
+from shared.relay import envelope_of
 
 
 def to_integration_events(event: DomainEventProtocol, notification: Notification) -> Sequence[Envelope]:
     lead_id = str(event.originator_id)
-    event_id = deterministic_event_id(SERVICE, lead_id, event.originator_version)
     if isinstance(event, Ownership.Claimed):
         claimed = LeadClaimed(
             lead_id=lead_id,
@@ -29,11 +29,11 @@ def to_integration_events(event: DomainEventProtocol, notification: Notification
             assigned_by=event.assigned_by,
         )
         return [
-            make_envelope(
+            envelope_of(
+                event,
                 claimed,
                 service=SERVICE,
                 time=event.claimed_at,
-                event_id=event_id,
                 correlation_id=event.correlation_id,
                 causation_id=event.causation_id,
             )
@@ -46,9 +46,5 @@ def to_integration_events(event: DomainEventProtocol, notification: Notification
             cooldown_until=event.cooldown_until,
             released_by=event.released_by,
         )
-        return [
-            make_envelope(
-                released, service=SERVICE, time=event.released_at, event_id=event_id, correlation_id=event.correlation_id
-            )
-        ]
+        return [envelope_of(event, released, service=SERVICE, time=event.released_at, correlation_id=event.correlation_id)]
     return []

@@ -45,15 +45,7 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
         await asyncio.to_thread(board.ensure_tables)
         producer = build_producer(settings.kafka_bootstrap)
         await producer.start()
-        relay = OutboxRelay(
-            app=followup,
-            service=SERVICE,
-            producer=producer,
-            topic=settings.topic,
-            mapping=to_integration_events,
-            batch_size=settings.relay_batch_size,
-            poll_interval=settings.relay_poll_interval.total_seconds(),
-        )
+        relay = OutboxRelay.for_service(followup, SERVICE, producer, settings, to_integration_events)
         projector = TaskBoardProjector(followup, board, poll_interval=settings.relay_poll_interval.total_seconds())
         followup.on_recorded(relay.nudge)
         followup.on_recorded(projector.nudge)

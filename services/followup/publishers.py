@@ -25,9 +25,8 @@ from shared.events import (
     LeadStageChanged,
     LeadWon,
     Payload,
-    deterministic_event_id,
-    make_envelope,
 )
+from shared.relay import envelope_of
 
 
 def _payload(event: DomainEventProtocol, lead_id: str) -> Payload | None:
@@ -86,12 +85,14 @@ def to_integration_events(event: DomainEventProtocol, notification: Notification
     if payload is None:
         return []
     trace = event.trace  # type: ignore[attr-defined]
-    envelope = make_envelope(
-        payload,
-        service=SERVICE,
-        time=event.at,  # type: ignore[attr-defined]
-        event_id=deterministic_event_id(SERVICE, event.originator_id, event.originator_version),
-        correlation_id=trace.get("correlation_id"),
-        causation_id=trace.get("causation_id"),
-    )
-    return [envelope]
+    time = event.at  # type: ignore[attr-defined]
+    return [
+        envelope_of(
+            event,
+            payload,
+            service=SERVICE,
+            time=time,
+            correlation_id=trace.get("correlation_id"),
+            causation_id=trace.get("causation_id"),
+        )
+    ]

@@ -34,15 +34,7 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
         intake = await asyncio.to_thread(IntakeApplication, env, rules)
         producer = build_producer(settings.kafka_bootstrap)
         await producer.start()
-        relay = OutboxRelay(
-            app=intake,
-            service=SERVICE,
-            producer=producer,
-            topic=settings.topic,
-            mapping=to_integration_events,
-            batch_size=settings.relay_batch_size,
-            poll_interval=settings.relay_poll_interval.total_seconds(),
-        )
+        relay = OutboxRelay.for_service(intake, SERVICE, producer, settings, to_integration_events)
         coalescer = CaptureCoalescer(intake, system_clock)
         coalescer.start()
         app.state.intake, app.state.producer, app.state.relay, app.state.coalescer = intake, producer, relay, coalescer

@@ -18,22 +18,16 @@ from eventsourcing.persistence import Notification
 
 from services.intake import SERVICE
 from services.intake.domain import Lead
-from shared.events import Envelope, LeadCaptured, LeadRecaptured, LeadScored, deterministic_event_id, make_envelope
+from shared.events import Envelope, LeadCaptured, LeadRecaptured, LeadScored
+from shared.relay import envelope_of
 
 
 def to_integration_events(event: DomainEventProtocol, notification: Notification) -> Sequence[Envelope]:
     lead_id = str(event.originator_id)
-    version = event.originator_version
     correlation_id = getattr(event, "correlation_id", None)
 
     def envelope(payload: LeadCaptured | LeadRecaptured | LeadScored, time: datetime) -> Envelope:
-        return make_envelope(
-            payload,
-            service=SERVICE,
-            time=time,
-            event_id=deterministic_event_id(SERVICE, lead_id, version),
-            correlation_id=correlation_id,
-        )
+        return envelope_of(event, payload, service=SERVICE, time=time, correlation_id=correlation_id)
 
     if isinstance(event, Lead.Captured):
         captured = LeadCaptured(
