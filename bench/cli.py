@@ -19,6 +19,8 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+import uvloop
+
 from bench.context import Run
 from bench.launcher import ALL_SERVICES, ROOT, Environment, service_exists
 from bench.machine import machine_facts
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     started = datetime.now(UTC)
     try:
         machine = machine_facts(env.base_database_url)
-        results = asyncio.run(run_all(run, stages))
+        results = uvloop.run(run_all(run, stages))
     finally:
         say("stopping services and dropping the run's database and topics" if not args.keep else "stopping services")
         env.close()

@@ -21,6 +21,7 @@ import sys
 import time
 from datetime import timedelta
 
+import uvloop
 from aiokafka import TopicPartition
 from psycopg_pool import ConnectionPool
 
@@ -131,7 +132,7 @@ def main() -> None:
         if instance is None:
             parser.error(f"no instance {args.instance}")
         print(f"[{instance.name}] replaying {', '.join(instance.projection_names)} from {settings.topic}", file=sys.stderr)
-        asyncio.run(
+        uvloop.run(
             replay(settings, catalog, instance, promote=not args.no_promote, follow=not args.no_follow, batch=args.batch_size)
         )
 
