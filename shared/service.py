@@ -23,6 +23,7 @@ from shared import logs
 from shared.config import ServiceSettings
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.problems import Problem, install_problem_handlers, problem_response
+from shared.runtime import tune_garbage_collector
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Workers:
 
 def serve(app: FastAPI, host: str, port: int) -> None:
     """Run a service's app: SIGTERM drains in-flight requests (20 s), then the lifespan stops the workers."""
+    tune_garbage_collector()
     uvicorn.run(
         app,
         host=host,
