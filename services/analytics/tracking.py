@@ -12,7 +12,7 @@ from psycopg_pool import ConnectionPool
 
 from services.analytics.catalog import Instance
 from services.analytics.projections import Fact
-from services.analytics.projections.base import in_schema
+from services.analytics.projections.base import array_literal, in_schema
 from shared.consumer import Delivered
 
 ENSURE_POSITION = "INSERT INTO {schema}.positions (topic, partition, next_offset) VALUES (%s, %s, 0) ON CONFLICT DO NOTHING"
@@ -55,7 +55,7 @@ class InstanceWriter:
             unseen = [d for d in delivered if d.offset >= stored]
             facts: list[Fact] = []
             if unseen:
-                cur.execute(in_schema(MARK_PROCESSED, schema), ([d.envelope.id for d in unseen],))
+                cur.execute(in_schema(MARK_PROCESSED, schema), (array_literal([d.envelope.id for d in unseen]),))
                 fresh = {row[0] for row in cur.fetchall()}
                 for item in unseen:
                     if item.envelope.id in fresh:

@@ -14,7 +14,7 @@ from datetime import datetime
 from psycopg import Cursor
 
 from services.analytics.domain import STAGE_RANK, stage_after
-from services.analytics.projections.base import Fact, Projection, in_schema
+from services.analytics.projections.base import Fact, Projection, array_literal, in_schema
 from shared.events import LeadCaptured, LeadClaimed, LeadLost, LeadWon
 
 DDL = (
@@ -69,31 +69,39 @@ def merge(old: FunnelLead, new: FunnelLead) -> FunnelLead:
     )
 
 
-def step(fact: Fact) -> FunnelLead:
-    """What one fact says about its lead."""
-    p = fact.payload
-    stage = stage_after(p, None)
-    rank = STAGE_RANK.get(stage) if stage is not None else None
-    match p:
-        case LeadCaptured():
-            return FunnelLead(fact.lead_id, fact.time, p.source, p.region, p.industry, max_stage=rank)
-        case LeadClaimed():
-            return FunnelLead(fact.lead_id, rep_id=p.rep_id, max_stage=rank)
-        case LeadWon():
-            return FunnelLead(fact.lead_id, rep_id=p.rep_id, max_stage=rank, won_at=fact.time)
-        case LeadLost():
-            return FunnelLead(fact.lead_id, rep_id=p.rep_id, lost_at=fact.time)
-    return FunnelLead(fact.lead_id, max_stage=rank)
+# Positions in the per-lead accumulator of :func:`changes` (the order of FunnelLead's fields).
+_CAPTURED_AT, _SOURCE, _REGION, _INDUSTRY, _REP, _STAGE, _WON, _LOST = range(1, 9)
 
 
 def changes(facts: Sequence[Fact]) -> list[FunnelLead]:
-    """One change per lead touched by ``facts`` (pure)."""
-    rows: dict[str, FunnelLead] = {}
+    """One change per lead touched by ``facts`` (pure): each fact merged into its lead's row as
+    :func:`merge` would, on a plain list (this runs once per event of a replay)."""
+    rows: dict[str, list] = {}
     for fact in facts:
-        change = step(fact)
-        previous = rows.get(fact.lead_id)
-        rows[fact.lead_id] = change if previous is None else merge(previous, change)
-    return list(rows.values())
+        row = rows.get(fact.lead_id)
+        if row is None:
+            row = rows[fact.lead_id] = [fact.lead_id, None, None, None, None, None, None, None, None]
+        p = fact.payload
+        stage = stage_after(p, None)
+        if stage is not None:
+            rank = STAGE_RANK.get(stage)
+            if rank is not None and (row[_STAGE] is None or rank > row[_STAGE]):
+                row[_STAGE] = rank
+        kind = type(p)
+        if kind is LeadCaptured:
+            row[_CAPTURED_AT] = fact.time
+            row[_SOURCE] = p.source or row[_SOURCE]
+            row[_REGION] = p.region or row[_REGION]
+            row[_INDUSTRY] = p.industry or row[_INDUSTRY]
+        elif kind is LeadClaimed:
+            row[_REP] = p.rep_id or row[_REP]
+        elif kind is LeadWon:
+            row[_REP] = p.rep_id or row[_REP]
+            row[_WON] = row[_WON] or fact.time
+        elif kind is LeadLost:
+            row[_REP] = p.rep_id or row[_REP]
+            row[_LOST] = row[_LOST] or fact.time
+    return [FunnelLead(*row) for row in rows.values()]
 
 
 COLUMNS = tuple(f.name for f in fields(FunnelLead))
@@ -115,7 +123,7 @@ UPSERT = """INSERT INTO {schema}.funnel_leads AS t
 def apply(cur: Cursor, schema: str, facts: Sequence[Fact]) -> None:
     rows = changes(facts)
     if rows:
-        cur.execute(in_schema(UPSERT, schema), [[getattr(row, column) for row in rows] for column in COLUMNS])
+        cur.execute(in_schema(UPSERT, schema), [array_literal(getattr(row, column) for row in rows) for column in COLUMNS])
 
 
 PROJECTION = Projection(

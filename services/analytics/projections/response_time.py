@@ -8,7 +8,7 @@ from datetime import datetime
 
 from psycopg import Cursor
 
-from services.analytics.projections.base import Fact, Projection, in_schema
+from services.analytics.projections.base import Fact, Projection, array_literal, in_schema
 from shared.events import FollowUpLogged, LeadCaptured
 
 DDL = (
@@ -72,7 +72,7 @@ UPSERT = """INSERT INTO {schema}.response_leads AS t (lead_id, captured_at, sour
 def apply(cur: Cursor, schema: str, facts: Sequence[Fact]) -> None:
     rows = changes(facts)
     if rows:
-        cur.execute(in_schema(UPSERT, schema), [[getattr(row, column) for row in rows] for column in COLUMNS])
+        cur.execute(in_schema(UPSERT, schema), [array_literal(getattr(row, column) for row in rows) for column in COLUMNS])
 
 
 PROJECTION = Projection(
