@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
+import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -32,6 +34,7 @@ from services.analytics.projections import REGISTRY
 from services.analytics.tracking import InstanceWriter
 from shared import logs
 from shared.consumer import TopicConsumer
+from shared.runtime import tune_garbage_collector
 
 
 async def position(consumer: TopicConsumer, writer: InstanceWriter) -> tuple[int, int] | None:
@@ -53,8 +56,59 @@ def progress_line(instance: str, applied: int, left: int | None, rate: float) ->
     return f"\r[{instance}] applied {applied:,} events · {rate:,.0f} events/s · {left_text} to go · ETA {eta}   "
 
 
+def start_helpers(instance: Instance, count: int, batch: int) -> list[subprocess.Popen]:
+    """``count`` more processes applying the topic to ``instance``: they join the replay's consumer
+    group, so the partitions are shared out and every core decodes and writes (one Python process
+    is bound to one core)."""
+    command = [sys.executable, "-m", "services.analytics.replay", "--instance", instance.name, "--helper"]
+    return [subprocess.Popen([*command, "--batch-size", str(batch)]) for _ in range(count)]
+
+
+def stop_helpers(helpers: list[subprocess.Popen]) -> None:
+    """Each finishes the batch in hand and exits; whatever it had not stored is re-read by whoever
+    holds its partitions next (positions live with the rows)."""
+    for proc in helpers:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in helpers:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def help_replay(settings: AnalyticsSettings, catalog: Catalog, instance: Instance, batch: int) -> None:
+    """A helper process: apply the topic to ``instance`` until SIGTERM/SIGINT or until the replay that
+    started it is gone (killed outright, it sends no signal), nothing else."""
+    consumer = instance_consumer(settings, InstanceWriter(catalog.pool, instance, settings.topic), batch)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, consumer.stop)
+    parent = os.getppid()
+
+    async def stop_when_orphaned() -> None:
+        while os.getppid() == parent:
+            await asyncio.sleep(0.5)
+        consumer.stop()
+
+    watch = asyncio.create_task(stop_when_orphaned())
+    await consumer.start()
+    try:
+        await consumer.run()
+    finally:
+        watch.cancel()
+
+
 async def replay(
-    settings: AnalyticsSettings, catalog: Catalog, instance: Instance, *, promote: bool, follow: bool, batch: int
+    settings: AnalyticsSettings,
+    catalog: Catalog,
+    instance: Instance,
+    *,
+    promote: bool,
+    follow: bool,
+    batch: int,
+    workers: int = 1,
 ) -> None:
     writer = InstanceWriter(catalog.pool, instance, settings.topic)
     consumer = instance_consumer(settings, writer, batch)
@@ -62,6 +116,7 @@ async def replay(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    helpers = start_helpers(instance, workers - 1, batch)
     await consumer.start()
     first_done = last_done = sum(offset or 0 for offset in (await asyncio.to_thread(writer.load_positions, [])).values())
     task = asyncio.create_task(consumer.run())
@@ -98,6 +153,7 @@ async def replay(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         consumer.stop()
+        await asyncio.to_thread(stop_helpers, helpers)
         await task
 
 
@@ -108,6 +164,13 @@ def main() -> None:
     parser.add_argument("--no-promote", action="store_true", help="build only; do not switch the serving views")
     parser.add_argument("--no-follow", action="store_true", help="exit once caught up (and promoted)")
     parser.add_argument("--batch-size", type=int, default=5000, help="records per partition batch (default 5000)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes applying the topic, sharing its partitions (default: one per core)",
+    )
+    parser.add_argument("--helper", action="store_true", help=argparse.SUPPRESS)  # a worker started by a replay
     parser.add_argument("--list", action="store_true", help="list the instances and what they serve")
     parser.add_argument("--drop-retired", action="store_true", help="drop the schemas of instances that serve nothing")
     args = parser.parse_args()
@@ -131,9 +194,21 @@ def main() -> None:
             parser.error(str(exc))
         if instance is None:
             parser.error(f"no instance {args.instance}")
+        tune_garbage_collector()
+        if args.helper:
+            uvloop.run(help_replay(settings, catalog, instance, args.batch_size))
+            return
         print(f"[{instance.name}] replaying {', '.join(instance.projection_names)} from {settings.topic}", file=sys.stderr)
         uvloop.run(
-            replay(settings, catalog, instance, promote=not args.no_promote, follow=not args.no_follow, batch=args.batch_size)
+            replay(
+                settings,
+                catalog,
+                instance,
+                promote=not args.no_promote,
+                follow=not args.no_follow,
+                batch=args.batch_size,
+                workers=max(1, args.workers),
+            )
         )
 
 
