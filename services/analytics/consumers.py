@@ -17,9 +17,12 @@ from shared.consumer import TopicConsumer
 log = logging.getLogger(__name__)
 
 
-def instance_consumer(settings: AnalyticsSettings, writer: InstanceWriter, batch_size: int) -> TopicConsumer:
+def instance_consumer(
+    settings: AnalyticsSettings, writer: InstanceWriter, batch_size: int, partitions: list[int] | None = None
+) -> TopicConsumer:
     """A consumer that applies the topic to the writer's instance; its group is the instance's, so the
-    service and a replay CLI following the same instance share the partitions instead of doubling the work."""
+    service and a replay CLI following the same instance share the partitions instead of doubling the work.
+    With ``partitions`` it reads just those, outside the group (a replay's workers)."""
     return TopicConsumer(
         service=SERVICE,
         bootstrap=settings.kafka_bootstrap,
@@ -28,6 +31,7 @@ def instance_consumer(settings: AnalyticsSettings, writer: InstanceWriter, batch
         load_positions=writer.load_positions,
         handle_batch=writer.handle_batch,
         batch_size=batch_size,
+        partitions=partitions,
     )
 
 

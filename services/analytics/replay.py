@@ -24,7 +24,7 @@ import time
 from datetime import timedelta
 
 import uvloop
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from psycopg_pool import ConnectionPool
 
 from services.analytics.catalog import Catalog, Instance, UnknownProjection
@@ -56,12 +56,22 @@ def progress_line(instance: str, applied: int, left: int | None, rate: float) ->
     return f"\r[{instance}] applied {applied:,} events · {rate:,.0f} events/s · {left_text} to go · ETA {eta}   "
 
 
-def start_helpers(instance: Instance, count: int, batch: int) -> list[subprocess.Popen]:
-    """``count`` more processes applying the topic to ``instance``: they join the replay's consumer
-    group, so the partitions are shared out and every core decodes and writes (one Python process
-    is bound to one core)."""
-    command = [sys.executable, "-m", "services.analytics.replay", "--instance", instance.name, "--helper"]
-    return [subprocess.Popen([*command, "--batch-size", str(batch)]) for _ in range(count)]
+async def topic_partitions(settings: AnalyticsSettings) -> list[int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    try:
+        await consumer.topics()  # fetches the metadata
+        return sorted(consumer.partitions_for_topic(settings.topic) or ())
+    finally:
+        await consumer.stop()
+
+
+def start_helpers(instance: Instance, shares: list[list[int]], batch: int) -> list[subprocess.Popen]:
+    """One more process per share of the partitions, applying them to ``instance``: one Python process
+    is bound to one core, so every core decodes and writes. Each reads its own partitions (no group
+    rebalance to wait for when they join)."""
+    command = [sys.executable, "-m", "services.analytics.replay", "--instance", instance.name, "--batch-size", str(batch)]
+    return [subprocess.Popen([*command, "--helper", ",".join(map(str, share))]) for share in shares]
 
 
 def stop_helpers(helpers: list[subprocess.Popen]) -> None:
@@ -78,10 +88,13 @@ def stop_helpers(helpers: list[subprocess.Popen]) -> None:
             proc.wait()
 
 
-async def help_replay(settings: AnalyticsSettings, catalog: Catalog, instance: Instance, batch: int) -> None:
-    """A helper process: apply the topic to ``instance`` until SIGTERM/SIGINT or until the replay that
-    started it is gone (killed outright, it sends no signal), nothing else."""
-    consumer = instance_consumer(settings, InstanceWriter(catalog.pool, instance, settings.topic), batch)
+async def help_replay(
+    settings: AnalyticsSettings, catalog: Catalog, instance: Instance, batch: int, partitions: list[int]
+) -> None:
+    """A helper process: apply ``partitions`` to ``instance`` until SIGTERM/SIGINT or until the replay
+    that started it is gone (killed outright, it sends no signal), nothing else."""
+    writer = InstanceWriter(catalog.pool, instance, settings.topic)
+    consumer = instance_consumer(settings, writer, batch, partitions)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, consumer.stop)
@@ -111,12 +124,16 @@ async def replay(
     workers: int = 1,
 ) -> None:
     writer = InstanceWriter(catalog.pool, instance, settings.topic)
-    consumer = instance_consumer(settings, writer, batch)
+    shares: list[list[int]] = []
+    if workers > 1:
+        partitions = await topic_partitions(settings)
+        shares = [share for share in (partitions[k::workers] for k in range(workers)) if share]
+    consumer = instance_consumer(settings, writer, batch, shares[0] if shares else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    helpers = start_helpers(instance, workers - 1, batch)
+    helpers = start_helpers(instance, shares[1:], batch)
     await consumer.start()
     first_done = last_done = sum(offset or 0 for offset in (await asyncio.to_thread(writer.load_positions, [])).values())
     task = asyncio.create_task(consumer.run())
@@ -170,7 +187,7 @@ def main() -> None:
         default=os.cpu_count() or 1,
         help="processes applying the topic, sharing its partitions (default: one per core)",
     )
-    parser.add_argument("--helper", action="store_true", help=argparse.SUPPRESS)  # a worker started by a replay
+    parser.add_argument("--helper", metavar="PARTITIONS", help=argparse.SUPPRESS)  # a worker started by a replay
     parser.add_argument("--list", action="store_true", help="list the instances and what they serve")
     parser.add_argument("--drop-retired", action="store_true", help="drop the schemas of instances that serve nothing")
     args = parser.parse_args()
@@ -196,7 +213,8 @@ def main() -> None:
             parser.error(f"no instance {args.instance}")
         tune_garbage_collector()
         if args.helper:
-            uvloop.run(help_replay(settings, catalog, instance, args.batch_size))
+            partitions = [int(p) for p in args.helper.split(",")]
+            uvloop.run(help_replay(settings, catalog, instance, args.batch_size, partitions))
             return
         print(f"[{instance.name}] replaying {', '.join(instance.projection_names)} from {settings.topic}", file=sys.stderr)
         uvloop.run(

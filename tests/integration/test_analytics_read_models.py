@@ -55,14 +55,20 @@ def settings(infra, fresh_topic, analytics_schema) -> AnalyticsSettings:
 
 
 def wait_for(check, timeout: float = 30.0):
+    """``check()``'s first result that is neither None nor False, retrying while it raises
+    AssertionError or returns None/False; fails after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return check()
+            result = check()
+            if result is not None and result is not False:
+                return result
         except AssertionError:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.2)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not true after {timeout:.0f}s: {check}")
+        time.sleep(0.2)
 
 
 def known_history() -> dict[str, History]:

@@ -56,7 +56,7 @@ def catalog(settings):  # noqa: F811
         yield catalog
 
 
-def replay_process(settings, instance: str, batch: int) -> subprocess.Popen:  # noqa: F811
+def replay_process(settings, instance: str, batch: int, workers: int) -> subprocess.Popen:  # noqa: F811
     env = {
         **os.environ,
         "LEADFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
@@ -66,25 +66,43 @@ def replay_process(settings, instance: str, batch: int) -> subprocess.Popen:  # 
         "LEADFLOW_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
     }
     command = [sys.executable, "-m", "services.analytics.replay", "--instance", instance, "--no-promote", "--no-follow"]
-    return subprocess.Popen([*command, "--batch-size", str(batch)], cwd=ROOT, env=env, stderr=subprocess.PIPE)
+    options = ["--batch-size", str(batch), "--workers", str(workers)]
+    return subprocess.Popen([*command, *options], cwd=ROOT, env=env, stderr=subprocess.PIPE)
+
+
+def helpers_alive(instance: str) -> list[str]:
+    """Command lines of replay helper processes still working on ``instance``."""
+    alive = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--helper" in args and instance.encode() in args:
+            alive.append(b" ".join(args).decode())
+    return alive
 
 
 async def test_a_replay_killed_mid_batch_resumes_to_the_same_result_as_a_clean_replay(settings, catalog):  # noqa: F811
     total = await publish(settings.kafka_bootstrap, settings.topic, synthetic_events(400, seed=11))
     killed = catalog.create_instance(ALL)
-    proc = replay_process(settings, killed.name, batch=30)
+    proc = replay_process(settings, killed.name, batch=30, workers=2)
     try:
-        wait_for(lambda: applied_offsets(settings.database_url, killed.name) > total // 4 or None, timeout=60)
+        wait_for(lambda: applied_offsets(settings.database_url, killed.name) > total // 4, timeout=60)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     at_kill = applied_offsets(settings.database_url, killed.name)
-    assert at_kill < total, "the replay finished before it could be killed; the test proves nothing"
+    assert 0 < at_kill < total, "the replay was not killed mid-way; the test proves nothing"
 
-    resumed = replay_process(settings, killed.name, batch=500)
+    # Its helper, orphaned without a signal, stops by itself.
+    wait_for(lambda: not helpers_alive(killed.name), timeout=30)
+
+    resumed = replay_process(settings, killed.name, batch=500, workers=3)
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err.decode()
     assert applied_offsets(settings.database_url, killed.name) == total
+    assert not helpers_alive(killed.name)
 
     clean = catalog.create_instance(ALL)
     await replay(settings, catalog, clean, promote=False, follow=False, batch=5000)
