@@ -36,6 +36,8 @@ class Delivered:
     offset: int
     envelope: Envelope
     payload: Payload
+    raw: bytes | None = None
+    """The record value as read from the topic (None for an event built in memory)."""
 
 
 def tracking_name(topic: str, partition: int) -> str:
@@ -168,7 +170,7 @@ class TopicConsumer:
                     "skipped invalid record", extra={"partition": tp.partition, "offset": record.offset, "error": str(exc)}
                 )
                 continue
-            delivered.append(Delivered(tp.partition, record.offset, envelope, payload))
+            delivered.append(Delivered(tp.partition, record.offset, envelope, payload, record.value))
         return delivered
 
     async def _apply_all(self, decoded: list[tuple[TopicPartition, list[Delivered], int]]) -> None:

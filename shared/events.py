@@ -11,10 +11,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from functools import cache
+from typing import Annotated, Any, Literal, Union
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_serializer
 
 SPECVERSION = "1.0"
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c1a9e-7b3e-4b8f-9a57-5c2a1e0f4d21")
@@ -241,7 +242,10 @@ def upcast(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any
 
 
 class Envelope(BaseModel):
-    """A CloudEvents 1.0 structured-mode event as it travels on the topic."""
+    """A CloudEvents 1.0 structured-mode event as it travels on the topic.
+
+    ``data`` is the payload as a dict when built for publishing; on a decoded event it may be the
+    payload model already (see :func:`decode`): read it through :meth:`payload`."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -263,6 +267,8 @@ class Envelope(BaseModel):
 
     def payload(self) -> Payload:
         """The validated payload model (upcast to the current version if needed)."""
+        if isinstance(self.data, Payload):  # decoded in one pass (see :func:`decode`)
+            return self.data
         return validate_payload(self.type, self.schemaversion, self.data)
 
 
@@ -316,8 +322,35 @@ def encode(envelope: Envelope) -> bytes:
     return orjson.dumps(envelope.model_dump(mode="json", exclude_none=True))
 
 
+@cache
+def _current_envelopes() -> TypeAdapter[Envelope]:
+    """An envelope model per event type whose ``data`` is that type's payload model, picked by ``type``."""
+    models = tuple(
+        create_model(f"{name}Envelope", __base__=Envelope, type=(Literal[name], ...), data=(model, ...))
+        for name, model in PAYLOADS.items()
+    )
+    return TypeAdapter(Annotated[Union[models], Field(discriminator="type")])  # noqa: UP007 (a runtime tuple)
+
+
 def decode(raw: bytes) -> tuple[Envelope, Payload]:
-    """Parse and validate a record value; raises :class:`InvalidEvent` on anything malformed."""
+    """Parse and validate a record value; raises :class:`InvalidEvent` on anything malformed.
+
+    A record of a known type in its current schema version is parsed and validated in one pass, and
+    its envelope's ``data`` is the payload model; anything else (an older version to upcast, an
+    invalid record) takes the general path, whose envelope ``data`` is the plain dict."""
+    try:
+        envelope = _current_envelopes().validate_json(raw)
+    except ValidationError:
+        return _decode_any_version(raw)
+    payload = envelope.data
+    if envelope.schemaversion != CURRENT_VERSION[envelope.type]:
+        return _decode_any_version(raw)
+    if payload.lead_id != envelope.subject:
+        raise InvalidEvent("subject must equal data.lead_id")
+    return envelope, payload
+
+
+def _decode_any_version(raw: bytes) -> tuple[Envelope, Payload]:
     try:
         envelope = Envelope.model_validate_json(raw)
     except ValidationError as exc:

@@ -47,7 +47,7 @@ class Queries:
     def customer_events(self, lead_id: str) -> list[StoredEvent]:
         """The lead's events in topic order (one lead lives in one partition)."""
         rows = self._all(
-            """SELECT type, schemaversion, time, data FROM {schema}.customer_events
+            """SELECT type, schemaversion, time, envelope -> 'data' AS data FROM {schema}.customer_events
             WHERE lead_id = %s ORDER BY partition, "offset" """,
             (lead_id,),
         )

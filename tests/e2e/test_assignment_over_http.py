@@ -86,7 +86,7 @@ def test_an_uncontacted_claim_returns_to_the_pool_and_its_rep_is_cooled_down(ser
 def changes_of_hands(services, lead_id: str) -> list[tuple]:
     events = asyncio.run(read_all(services.env["LEADFLOW_KAFKA_BOOTSTRAP"], services.env["LEADFLOW_TOPIC"], 1, timeout_s=3))
     return [
-        (e.type, e.data["rep_id"], e.data.get("reason"))
+        (e.type, e.payload().rep_id, getattr(e.payload(), "reason", None))
         for _, e in events
         if e.subject == lead_id and e.type in ("LeadClaimed", "LeadReleased")
     ]

@@ -160,8 +160,8 @@ async def test_claim_contact_overdue_release_end_to_end_in_process(followup, boa
     ]
     claim_event = next(env for env in published if env.type == "LeadClaimed")
     assert ours[0].causationid == claim_event.id
-    assert ours[2].data["follow_up_id"] == logged.follow_up_id
-    assert ours[6].data["escalated_to"] == "m-east"
+    assert ours[2].payload().follow_up_id == logged.follow_up_id
+    assert ours[6].payload().escalated_to == "m-east"
 
 
 async def test_events_seen_again_change_nothing(followup, settings):

@@ -27,7 +27,8 @@ def claimed() -> LeadClaimed:
 def test_round_trip_keeps_every_attribute():
     envelope = make_envelope(claimed(), service="assignment", time=NOW, correlation_id="req-1", causation_id="evt-0")
     back, payload = decode(encode(envelope))
-    assert back == envelope
+    assert back.model_dump(mode="json") == envelope.model_dump(mode="json")
+    assert back.payload() is payload
     assert isinstance(payload, LeadClaimed)
     assert payload.rep_id == "rep-7" and payload.protected_until == NOW
 

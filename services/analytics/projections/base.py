@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from psycopg import Cursor, sql
 
 from shared.consumer import Delivered
-from shared.events import Payload
+from shared.events import Payload, encode
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass' __init__ costs several times more, per event
@@ -30,8 +29,8 @@ class Fact:
     time: datetime
     payload: Payload
     version: int
-    data: dict[str, Any]
-    """The payload as published (at ``version``), kept verbatim where a projection stores events."""
+    record: str
+    """The whole CloudEvent as published (JSON text), kept verbatim where a projection stores events."""
 
     @classmethod
     def of(cls, delivered: Delivered) -> Fact:
@@ -45,7 +44,7 @@ class Fact:
             time=envelope.time,
             payload=delivered.payload,
             version=envelope.schemaversion,
-            data=envelope.data,
+            record=(delivered.raw or encode(envelope)).decode(),
         )
 
 
