@@ -56,6 +56,17 @@ async def partitions_of(bootstrap: str, topic: str, timeout: float = 15) -> list
         await admin.close()
 
 
+async def records_in(bootstrap: str, topic: str) -> int:
+    """How many records the topic holds: the sum of its partitions' end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
 class TopicReader:
     """A group-less consumer over every partition of a topic, for measuring (never commits)."""
 

@@ -18,7 +18,7 @@ class Sizes:
     single_rate: int = 100
     claim_trials: int = 30
     claimers: int = 100
-    freshness_rates: list[int] = field(default_factory=lambda: [200, 1_000])
+    freshness_rates: list[int] = field(default_factory=lambda: [200, 500, 1_000])
     freshness_seconds: float = 30.0
     freshness_probes_per_second: float = 2.0
     replay_events: list[int] = field(default_factory=lambda: [100_000, 1_000_000])

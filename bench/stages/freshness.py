@@ -15,6 +15,7 @@ import httpx
 
 from bench.clients import UnexpectedResponse, capture_batch, created_ids
 from bench.context import Run
+from bench.kafka_io import records_in
 from bench.progress import Progress
 from bench.results import StageResult
 from bench.stats import percentile, rate
@@ -60,20 +61,24 @@ async def at_rate(run: Run, result: StageResult, per_second: int) -> None:
         if probe:
             probes.append(asyncio.create_task(visible_after(client, run, ids[0], recorded)))
 
+    records_before = await records_in(run.env.kafka, run.env.topic)
     async with run.client(connections=MAX_IN_FLIGHT + 40) as client:
         start = time.perf_counter() + 0.2
         await asyncio.gather(*(send(client, start + n * TICK, n % probe_every == 0) for n in range(ticks)))
         offered = time.perf_counter() - start
+        # Every service's events (captured, scored, claimed, tasks, ...) during the load, not just captures.
+        events_rate = rate(await records_in(run.env.kafka, run.env.topic) - records_before, offered)
         latencies.extend(await asyncio.gather(*probes))
     progress.finish()
     ms = [x * 1000 for x in latencies]
     achieved = rate(sent[0], offered)
-    note = f"{len(ms)} probes over {seconds:g}s; achieved {achieved:,.0f} leads/s"
+    note = f"{len(ms)} probes over {seconds:g}s; achieved {achieved:,.0f} leads/s = {events_rate:,.0f} events/s on the topic"
     if achieved < per_second * 0.9:
         note += " (below target: intake could not keep up)"
     result.compare(f"freshness p50 at {per_second}/s", percentile(ms, 50), "ms", "kafka.latency_p50_ms", run.baselines, note=note)
     result.compare(f"freshness p99 at {per_second}/s", percentile(ms, 99), "ms", "kafka.latency_p99_ms", run.baselines, note=note)
     result.details[f"achieved_rate_{per_second}"] = achieved
+    result.details[f"topic_events_per_second_{per_second}"] = events_rate
 
 
 async def run_stage(run: Run, result: StageResult) -> None:
