@@ -2,8 +2,10 @@
 
 Each trial captures a fresh lead (POST /leads), waits until assignment knows it
 (GET /leads/{id}/ownership answers 200), then fires ``claimers`` claims at once, each with the
-token of a different rep, over connections opened beforehand. Every claim must answer 200 (the
+token of a different rep, over connections opened beforehand (:mod:`bench.burst`: pre-built raw
+requests, so the figure measures the service, not the client). Every claim must answer 200 (the
 winner) or 409 (owned by someone else); anything else, or a winner count other than 1, is a failure.
+The service's own latency histogram for the route, read before and after, gives the server-side figure.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from collections import Counter
 
 import httpx
 
+from bench.burst import burst, request_bytes
 from bench.clients import UnexpectedResponse, capture_one
 from bench.context import Run
 from bench.progress import Progress
 from bench.results import StageResult
-from bench.stats import percentile
+from bench.server_metrics import difference, latency_buckets
+from bench.stats import histogram_quantile, percentile
 
-NO_RESPONSE = 0  # the status recorded for a claim whose connection failed before an answer
+CLAIM_ROUTE = "/leads/{lead_id}/claim"
 
 
 async def known_to_assignment(client: httpx.AsyncClient, run: Run, lead_id: str, timeout: float = 60) -> None:
@@ -44,28 +48,10 @@ async def trial(
     run.captured += 1
     await known_to_assignment(client, run, lead_id)
     url = run.env.url("assignment") + f"/leads/{lead_id}/claim"
-    claimers = [run.env.headers("rep", f"bench-rep-{number}-{n}") for n in range(run.sizes.claimers)]
-    go = asyncio.Event()
-
-    async def claim(headers: dict[str, str]) -> tuple[float, int]:
-        await go.wait()
-        started = time.perf_counter()
-        try:
-            status = (await client.post(url, headers=headers)).status_code
-        except httpx.TransportError as exc:
-            status = NO_RESPONSE
-            transport_errors[type(exc).__name__] += 1
-        return time.perf_counter() - started, status
-
-    # Open (or re-open) the connections now: an idle keep-alive connection may have been closed by
-    # the server while the lead was on its way, and the trial should measure claims, not handshakes.
-    await asyncio.gather(*(client.get(run.env.url("assignment") + "/healthz") for _ in claimers))
-
-    tasks = [asyncio.create_task(claim(headers)) for headers in claimers]
-    await asyncio.sleep(0)  # every claimer is waiting on the same event before it fires
-    go.set()
-    outcomes = await asyncio.gather(*tasks)
-    return [seconds for seconds, _ in outcomes], Counter(status for _, status in outcomes)
+    requests = [request_bytes("POST", url, run.env.headers("rep", f"bench-rep-{number}-{n}")) for n in range(run.sizes.claimers)]
+    answers = await burst(url, requests)
+    transport_errors.update(answer.error for answer in answers if answer.error)
+    return [answer.seconds for answer in answers], Counter(answer.status for answer in answers)
 
 
 async def run_stage(run: Run, result: StageResult) -> None:
@@ -75,13 +61,15 @@ async def run_stage(run: Run, result: StageResult) -> None:
     statuses: Counter[int] = Counter()
     transport_errors: Counter[str] = Counter()
     progress = Progress(f"claim trials ({claimers} claimers each)", trials)
-    async with run.client(connections=claimers + 10, timeout=60) as client:
+    async with run.client(timeout=60) as client:
+        server_before = await latency_buckets(client, run.env.url("assignment"), "POST", CLAIM_ROUTE)
         for number in range(trials):
             seconds, codes = await trial(client, run, number, transport_errors)
             latencies.extend(seconds)
             winners.append(codes[200])
             statuses.update(codes)
             progress.update(number + 1, f"winners so far {winners}")
+        server = difference(await latency_buckets(client, run.env.url("assignment"), "POST", CLAIM_ROUTE), server_before)
     progress.finish()
     result.details["winners_per_trial"] = winners
     result.details["statuses"] = {str(code): count for code, count in sorted(statuses.items())}
@@ -96,5 +84,10 @@ async def run_stage(run: Run, result: StageResult) -> None:
     note = f"{trials} trials × {claimers} concurrent claimers"
     result.compare("claim latency p50 under contention", percentile(ms, 50), "ms", "es.save1_p50_ms", run.baselines, note=note)
     result.compare("claim latency p99 under contention", percentile(ms, 99), "ms", "es.save1_p99_ms", run.baselines, note=note)
+    server_note = "the service's own histogram (from its middleware on), interpolated within buckets"
+    server_ms = [histogram_quantile(server, pct) * 1000 for pct in (50, 99)]
+    result.add("claim latency p50, server-side", server_ms[0], "ms", note=server_note)
+    result.add("claim latency p99, server-side", server_ms[1], "ms", note=server_note)
+    result.details["server_side_buckets"] = {str(bound): count for bound, count in server}
     result.add("winners per trial (min)", min(winners), "winners", note="must be 1")
     result.add("winners per trial (max)", max(winners), "winners", note="must be 1")
