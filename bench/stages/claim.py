@@ -43,28 +43,32 @@ async def known_to_assignment(client: httpx.AsyncClient, run: Run, lead_id: str,
 
 async def trial(
     client: httpx.AsyncClient, run: Run, number: int, transport_errors: Counter[str]
-) -> tuple[list[float], Counter[int]]:
+) -> tuple[list[float], Counter[int], float]:
     lead_id = await capture_one(client, run.env, run.leads.lead())
     run.captured += 1
     await known_to_assignment(client, run, lead_id)
     url = run.env.url("assignment") + f"/leads/{lead_id}/claim"
     requests = [request_bytes("POST", url, run.env.headers("rep", f"bench-rep-{number}-{n}")) for n in range(run.sizes.claimers)]
+    cpu_before = run.env.cpu_seconds("assignment")
     answers = await burst(url, requests)
+    cpu = run.env.cpu_seconds("assignment") - cpu_before
     transport_errors.update(answer.error for answer in answers if answer.error)
-    return [answer.seconds for answer in answers], Counter(answer.status for answer in answers)
+    return [answer.seconds for answer in answers], Counter(answer.status for answer in answers), cpu
 
 
 async def run_stage(run: Run, result: StageResult) -> None:
     trials, claimers = run.sizes.claim_trials, run.sizes.claimers
     latencies: list[float] = []
     winners: list[int] = []
+    cpu_ms: list[float] = []
     statuses: Counter[int] = Counter()
     transport_errors: Counter[str] = Counter()
     progress = Progress(f"claim trials ({claimers} claimers each)", trials)
     async with run.client(timeout=60) as client:
         server_before = await latency_buckets(client, run.env.url("assignment"), "POST", CLAIM_ROUTE)
         for number in range(trials):
-            seconds, codes = await trial(client, run, number, transport_errors)
+            seconds, codes, cpu = await trial(client, run, number, transport_errors)
+            cpu_ms.append(cpu * 1000)
             latencies.extend(seconds)
             winners.append(codes[200])
             statuses.update(codes)
@@ -88,6 +92,8 @@ async def run_stage(run: Run, result: StageResult) -> None:
     server_ms = [histogram_quantile(server, pct) * 1000 for pct in (50, 99)]
     result.add("claim latency p50, server-side", server_ms[0], "ms", note=server_note)
     result.add("claim latency p99, server-side", server_ms[1], "ms", note=server_note)
+    cpu_note = "assignment's CPU time (all threads) while a trial's claims were answered: the floor under its latency"
+    result.add("assignment CPU per trial p50", percentile(cpu_ms, 50), "ms", note=cpu_note)
     result.details["server_side_buckets"] = {str(bound): count for bound, count in server}
     result.add("winners per trial (min)", min(winners), "winners", note="must be 1")
     result.add("winners per trial (max)", max(winners), "winners", note="must be 1")
