@@ -1,4 +1,4 @@
-"""A cheap load generator: many HTTP/1.1 requests fired at one moment over connections opened beforehand.
+"""A cheap load generator: many HTTP/1.1 requests fired at one moment over keep-alive connections opened beforehand.
 
 A general-purpose client (httpx) spends more CPU per request than the server it measures, on the
 same cores, and sends a burst one request after another. Here every request is pre-built as raw
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from types import TracebackType
 from urllib.parse import urlsplit
 
 NO_RESPONSE = 0  # the status recorded for a request whose connection failed before an answer
@@ -35,36 +36,66 @@ def request_bytes(method: str, url: str, headers: dict[str, str]) -> bytes:
 async def _read_status(reader: asyncio.StreamReader) -> int:
     head = await reader.readuntil(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    version, _, rest = status_line.partition(" ")
+    if not version.startswith("HTTP/"):
+        raise ValueError(f"not an HTTP response: {status_line!r}")
     length = 0
     for line in header_lines:
         name, _, value = line.partition(":")
         if name.strip().lower() == "content-length":
             length = int(value)
+        elif name.strip().lower() == "transfer-encoding":
+            raise ValueError("a chunked response (this client reads Content-Length bodies only)")
     await reader.readexactly(length)
-    return int(status_line.split(" ", 2)[1])
+    return int(rest[:3])
 
 
-async def burst(url: str, requests: list[bytes], connect_timeout: float = 10, timeout: float = 60) -> list[Answer]:
-    """Open one connection per request, then send all of them at once; one answer per request, in order."""
-    parts = urlsplit(url)
-    connections = await asyncio.wait_for(
-        asyncio.gather(*(asyncio.open_connection(parts.hostname, parts.port) for _ in requests)), connect_timeout
-    )
-    try:
+class Burst:
+    """``size`` keep-alive connections to one server; :meth:`fire` sends one request on each at once."""
+
+    def __init__(self, url: str, size: int, timeout: float = 60) -> None:
+        self.url = url
+        self.size = size
+        self.timeout = timeout
+        self._connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def __aenter__(self) -> Burst:
+        parts = urlsplit(self.url)
+        opening = (asyncio.open_connection(parts.hostname, parts.port) for _ in range(self.size))
+        self._connections = list(await asyncio.wait_for(asyncio.gather(*opening), self.timeout))
+        return self
+
+    async def __aexit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        for _, writer in self._connections:
+            writer.close()
+
+    async def fire(self, requests: list[bytes]) -> list[Answer]:
+        """One request per connection, all written in one go; the answers in the same order.
+
+        A connection that failed is replaced before the next burst, so one failure costs one answer.
+        """
+        if len(requests) != self.size:
+            raise ValueError(f"{len(requests)} requests for {self.size} connections")
         started = time.perf_counter()
 
         async def answer(reader: asyncio.StreamReader) -> Answer:
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(self.timeout):
                     status = await _read_status(reader)
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError) as exc:
                 return Answer(NO_RESPONSE, time.perf_counter() - started, type(exc).__name__)
             return Answer(status, time.perf_counter() - started)
 
-        readers = [asyncio.ensure_future(answer(reader)) for reader, _ in connections]
-        for (_, writer), request in zip(connections, requests, strict=True):
+        readers = [asyncio.ensure_future(answer(reader)) for reader, _ in self._connections]
+        for (_, writer), request in zip(self._connections, requests, strict=True):
             writer.write(request)
-        return list(await asyncio.gather(*readers))
-    finally:
-        for _, writer in connections:
-            writer.close()
+        answers = list(await asyncio.gather(*readers))
+        await self._replace_failed(answers)
+        return answers
+
+    async def _replace_failed(self, answers: list[Answer]) -> None:
+        parts = urlsplit(self.url)
+        for n, answer in enumerate(answers):
+            if answer.error is not None:
+                self._connections[n][1].close()
+                self._connections[n] = await asyncio.open_connection(parts.hostname, parts.port)
