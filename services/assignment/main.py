@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
 from services.assignment import SERVICE
-from services.assignment.api import router
+from services.assignment.api import install_routes
 from services.assignment.app import AssignmentApplication, eventstore_env
 from services.assignment.config import AssignmentSettings, load_assignment_rules
 from services.assignment.policies import UpstreamPolicy, handled
@@ -104,7 +104,7 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         settings=settings,
         lifespan=lifespan,
     )
-    app.include_router(router)
+    install_routes(app)
     return app
 
 
