@@ -173,7 +173,10 @@ def create_service_app(
             # Workers (relay, consumers) finish while the clients they use are still open.
             await app.state.workers.stop()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=app_lifespan)
+    # FastAPI's OpenTelemetry hooks are off: the services report through Prometheus (/metrics), and
+    # the hooks look up the OpenTelemetry providers on every request.
+    no_telemetry = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=app_lifespan, telemetry=no_telemetry)
     app.state.settings = settings
     app.state.service = service
     install_problem_handlers(app)
