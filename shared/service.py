@@ -4,6 +4,7 @@ and supervised background workers (relay, consumers, schedulers) tied to the app
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -169,6 +170,11 @@ def create_service_app(
         logs.configure_logging(service, settings.log_level)
         app.state.workers = Workers()
         async with lifespan(app):
+            # What start-up built (modules, clients, pools) lives as long as the process: its garbage
+            # collected once, the rest is frozen out of the cyclic collector, so that a full collection
+            # (every few seconds under load) no longer walks it: ~100 ms of pause each, here.
+            gc.collect()
+            gc.freeze()
             yield
             # Workers (relay, consumers) finish while the clients they use are still open.
             await app.state.workers.stop()
