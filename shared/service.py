@@ -117,6 +117,9 @@ class ObserveRequests:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # The count and latency series per (method, route, status), looked up once: ``labels()``
+        # validates and locks on every call, costing more than the observations themselves.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -138,9 +141,17 @@ class ObserveRequests:
             await self.app(scope, receive, send_with_correlation)
         finally:
             logs.correlation_id.reset(token)
-            path = getattr(scope.get("route"), "path", "unmatched")
-            HTTP_REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
-            HTTP_LATENCY.labels(self.service, scope["method"], path).observe(time.perf_counter() - started)
+            count, latency = self._series_of(scope["method"], getattr(scope.get("route"), "path", "unmatched"), status)
+            count.inc()
+            latency.observe(time.perf_counter() - started)
+
+    def _series_of(self, method: str, path: str, status: int) -> tuple[Any, Any]:
+        key = (method, path, status)
+        series = self._series.get(key)
+        if series is None:
+            count = HTTP_REQUESTS.labels(self.service, method, path, str(status))
+            series = self._series[key] = (count, HTTP_LATENCY.labels(self.service, method, path))
+        return series
 
 
 def create_service_app(

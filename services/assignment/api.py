@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -147,13 +148,19 @@ Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
 Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")]
 
 
+@functools.cache
+def command_outcome(name: str, outcome: str) -> Any:
+    """The counter of one command's outcome (``labels()`` validates and locks on every call)."""
+    return COMMANDS.labels(SERVICE, name, outcome)
+
+
 def refusal(name: str, refused: AssignmentError | Contended) -> Problem:
     """The problem that answers a refused command, the rule that refused it counted as its outcome."""
     if isinstance(refused, Contended):
-        COMMANDS.labels(SERVICE, name, "contended").inc()
+        command_outcome(name, "contended").inc()
         return Problem(503, "contended", str(refused), headers={"Retry-After": "1"})
     status, kind = REFUSALS[type(refused)]
-    COMMANDS.labels(SERVICE, name, kind).inc()
+    command_outcome(name, kind).inc()
     extra: dict[str, Any] = {}
     if isinstance(refused, ReclaimCooldown):
         extra["cooldown_until"] = refused.until.isoformat()
@@ -164,7 +171,7 @@ def refusal(name: str, refused: AssignmentError | Contended) -> Problem:
 
 def done(name: str, request: Request) -> None:
     """Count a command that went through, and wake the relay and the projector."""
-    COMMANDS.labels(SERVICE, name, "ok").inc()
+    command_outcome(name, "ok").inc()
     request.app.state.nudge()
 
 
