@@ -93,12 +93,10 @@ async def run_stage(run: Run, result: StageResult) -> None:
     result.compare("claim latency p99 under contention", percentile(ms, 99), "ms", "es.save1_p99_ms", run.baselines, note=note)
     server_note = "the service's own histogram (from its middleware on), interpolated within buckets"
     server_ms = [histogram_quantile(server, pct) * 1000 for pct in (50, 99)]
-    result.add(
-        "first trial (tokens never seen before) p99",
-        percentile([x * 1000 for x in latencies[0]], 99),
-        "ms",
-        note="included above",
-    )
+    first, rest = [x * 1000 for x in latencies[0]], [x * 1000 for seconds in latencies[1:] for x in seconds]
+    result.add("first trial (tokens never seen before) p99", percentile(first, 99), "ms", note="included above")
+    if rest:
+        result.add("claim latency p99, the trials after the first", percentile(rest, 99), "ms", note="tokens seen before")
     result.add("claim latency p50, server-side", server_ms[0], "ms", note=server_note)
     result.add("claim latency p99, server-side", server_ms[1], "ms", note=server_note)
     cpu_note = "assignment's CPU time (all threads) while a trial's claims were answered: the floor under its latency"
