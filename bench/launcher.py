@@ -61,6 +61,15 @@ def read_rss_mb(pid: int) -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
+def read_cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far, all its threads together, in seconds (ns resolution, from /proc)."""
+    total_ns = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+            total_ns += int((task / "schedstat").read_text().split()[0])
+    return total_ns / 1e9
+
+
 async def create_topic(bootstrap: str, name: str, partitions: int = PARTITIONS) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -184,6 +193,9 @@ class Environment:
 
     def rss_mb(self, service: str) -> tuple[float, float]:
         return read_rss_mb(self.procs[service].pid)
+
+    def cpu_seconds(self, service: str) -> float:
+        return read_cpu_seconds(self.procs[service].pid)
 
     def tail(self, service: str, lines: int = 30) -> str:
         path = self.logs / f"{service}.log"

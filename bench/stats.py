@@ -47,3 +47,26 @@ def flatness(costs: Sequence[float]) -> float:
     if len(costs) < 2 or costs[0] <= 0:
         raise ValueError("flatness needs at least two positive costs")
     return costs[-1] / costs[0]
+
+
+def histogram_quantile(buckets: Sequence[tuple[float, float]], pct: float) -> float:
+    """The ``pct``-th percentile from cumulative histogram buckets ``(upper bound, count)``, as Prometheus'
+    ``histogram_quantile`` estimates it: linear within the bucket the rank falls in (the lowest bucket
+    starts at 0). Raises ``ValueError`` on an empty histogram; a rank beyond the last finite bound
+    answers that bound (the true value is only known to be larger).
+    """
+    ordered = sorted(buckets)
+    total = ordered[-1][1] if ordered else 0
+    if total <= 0:
+        raise ValueError("quantile of an empty histogram")
+    rank = total * pct / 100
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in ordered:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            if count == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
+        lower_bound, lower_count = bound, count
+    return lower_bound

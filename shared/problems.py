@@ -75,7 +75,7 @@ def validation_problem(errors: list[dict[str, str]], detail: str = "The request 
 
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     return JSONResponse(
-        problem.body(request.url.path if request else None),
+        problem.body(request.scope["path"] if request else None),  # request.url.path, without building the URL
         status_code=problem.status,
         media_type=PROBLEM_JSON,
         headers=problem.headers,

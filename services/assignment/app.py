@@ -115,6 +115,25 @@ class AssignmentApplication(EventSourcedApplication):
 
     # --- commands ------------------------------------------------------------------------------
 
+    def settled_claim(self, lead_id: str, rep_id: str, now: datetime) -> Owned | None:
+        """Answer a claim from memory when the lead's last recorded state already settles it.
+
+        Raises the refusal (owned by someone else, closed, cooldown), or answers the ownership when
+        ``rep_id`` owns the lead already; None when only :meth:`claim` can decide (the lead is free,
+        or not in memory). It decides exactly as ``claim`` would from the same cached copy, which the
+        cache holds only once recorded (``_record``), without a transaction or the rep's aggregate.
+        """
+        cache = self.repository.cache
+        if cache is None:
+            return None
+        try:
+            lead = cache.get(UUID(lead_id))  # read only: nothing here changes the cached copy
+        except KeyError:
+            return None
+        if not isinstance(lead, Ownership) or lead.check_claim(rep_id, "claim", now):
+            return None
+        return Owned.of(lead)
+
     def claim(self, lead_id: str, rep_id: str, now: datetime, correlation_id: str | None = None) -> Owned:
         """A rep claims a lead for themself (first come, first served)."""
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
 from services.assignment import SERVICE
-from services.assignment.api import router
+from services.assignment.api import install_routes
 from services.assignment.app import AssignmentApplication, eventstore_env
 from services.assignment.config import AssignmentSettings, load_assignment_rules
 from services.assignment.policies import UpstreamPolicy, handled
@@ -19,6 +19,7 @@ from services.assignment.projections import Projector
 from services.assignment.publishers import to_integration_events
 from services.assignment.readmodel import ReadModel
 from services.assignment.recycling import Recycler
+from services.assignment.turns import LeadTurns
 from shared.clock import Clock, system_clock
 from shared.consumer import Delivered, TopicConsumer
 from shared.eventstore import ensure_schema, tracked_batch_handler, tracked_partition_positions
@@ -84,6 +85,7 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         ticker = Ticker("recycling", settings.scheduler_tick.total_seconds(), recycler.tick)
         app.state.assignment, app.state.readmodel, app.state.producer = assignment, readmodel, producer
         app.state.nudge = nudge
+        app.state.turns = LeadTurns()
         app.state.workers.start("relay", relay.run, relay.stop)
         app.state.workers.start("projector", projector.run, projector.stop)
         app.state.workers.start("consumer", consume, lambda: [c.stop() for c in consumers])
@@ -102,7 +104,7 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         settings=settings,
         lifespan=lifespan,
     )
-    app.include_router(router)
+    install_routes(app)
     return app
 
 

@@ -105,6 +105,8 @@ def test_fifty_claims_over_http_one_wins(services):
     responses = asyncio.run(race())
     assert Counter(r.status_code for r in responses) == {200: 1, 409: 49}
     assert {r.json()["type"] for r in responses if r.status_code == 409} == {PROBLEM + "lead-already-owned"}
+    winner = next(r.json()["rep_id"] for r in responses if r.status_code == 200)
+    eventually(lambda: changes_of_hands(services, lead_id) == [("LeadClaimed", winner, None)])  # exactly one, the winner's
 
 
 def test_offboarding_transfers_every_lead(services):

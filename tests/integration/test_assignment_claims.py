@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.assignment.app import AssignmentApplication, eventstore_env
-from services.assignment.domain.errors import AssignmentError
+from services.assignment.domain.errors import AssignmentError, LeadAlreadyOwned, ReclaimCooldown
 from services.assignment.domain.ownership import Ownership
 from services.assignment.domain.rules import OwnershipRules
 from services.assignment.publishers import to_integration_events
@@ -90,3 +90,17 @@ def test_a_second_process_with_a_stale_cached_copy_cannot_claim_an_owned_lead(ap
         assert other.ownership(lead_id).owner == "rep-1"
     finally:
         other.close()
+
+
+def test_a_claim_the_recorded_state_settles_is_answered_from_memory_and_a_free_lead_is_left_to_the_command(app):
+    free, taken = pool_lead(app), pool_lead(app)
+    app.claim(taken, "rep-1", NOW)
+    assert app.settled_claim(free, "rep-2", NOW) is None  # only the command can decide: it may win
+    assert app.settled_claim(str(uuid.uuid4()), "rep-2", NOW) is None  # not in memory: the command says 404
+    with pytest.raises(LeadAlreadyOwned):
+        app.settled_claim(taken, "rep-2", NOW)
+    assert app.settled_claim(taken, "rep-1", NOW).rep_id == "rep-1"  # the owner's own claim: nothing to do
+    app.release(taken, "rep-1", supervisor=False, now=NOW)
+    with pytest.raises(ReclaimCooldown):
+        app.settled_claim(taken, "rep-1", NOW)
+    assert app.settled_claim(taken, "rep-2", NOW) is None  # released: free again for everyone else

@@ -1,12 +1,15 @@
-"""The benchmark's arithmetic: percentiles, rates, ratios and the flatness of per-event costs."""
+"""The benchmark's arithmetic: percentiles (also from histograms), rates, ratios, flatness; raw burst requests."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
+from bench.burst import request_bytes
 from bench.report import number, table
 from bench.results import StageResult
-from bench.stats import flatness, per_event_us, percentile, rate, ratio
+from bench.stats import flatness, histogram_quantile, per_event_us, percentile, rate, ratio
 
 
 def test_percentile_interpolates_between_closest_ranks():
@@ -67,3 +70,24 @@ def test_the_table_shows_unavailable_stages_and_alerts():
     assert "UNAVAILABLE" in text and "service missing: analytics" in text
     assert "!! claim: CLAIM RACE BROKEN" in text
     assert number(12_345.6) == "12,346" and number(3.14159) == "3.14" and number(None) == "–"
+
+
+def test_histogram_quantile_interpolates_within_the_bucket_like_prometheus():
+    buckets = [(0.005, 50.0), (0.01, 90.0), (0.05, 100.0), (math.inf, 100.0)]
+    assert histogram_quantile(buckets, 50) == pytest.approx(0.005)
+    assert histogram_quantile(buckets, 70) == pytest.approx(0.0075)
+    assert histogram_quantile(buckets, 99) == pytest.approx(0.046)
+    assert histogram_quantile(buckets, 25) == pytest.approx(0.0025)
+
+
+def test_histogram_quantile_beyond_the_last_bound_answers_that_bound_and_refuses_no_samples():
+    assert histogram_quantile([(0.01, 1.0), (math.inf, 4.0)], 99) == 0.01
+    with pytest.raises(ValueError):
+        histogram_quantile([(0.01, 0.0), (math.inf, 0.0)], 50)
+
+
+def test_burst_requests_are_complete_body_less_http_1_1_requests():
+    raw = request_bytes("POST", "http://127.0.0.1:8002/leads/x/claim", {"Authorization": "Bearer t"})
+    assert raw == (
+        b"POST /leads/x/claim HTTP/1.1\r\nHost: 127.0.0.1:8002\r\nContent-Length: 0\r\nAuthorization: Bearer t\r\n\r\n"
+    )

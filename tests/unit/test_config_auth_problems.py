@@ -1,14 +1,15 @@
 """Settings, identity and problem documents shared by the services."""
 
+import time
 from datetime import timedelta
 from typing import Annotated
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from shared.auth import CurrentPrincipal, Principal, mint_token, require_roles
+from shared.auth import CurrentPrincipal, Principal, authorize, mint_token, require_roles, verify_token
 from shared.config import DEV_JWT_SECRET, ServiceSettings, parse_duration
 from shared.problems import Problem, install_problem_handlers
 
@@ -124,3 +125,29 @@ def test_problem_extension_members_and_unknown_routes():
     }
     r = client.get("/nowhere")
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_a_verified_token_is_remembered_only_for_its_own_secret_and_until_it_expires():
+    token = mint_token(DEV_JWT_SECRET, "rep-7", "rep", ttl_seconds=2)
+    assert verify_token(DEV_JWT_SECRET, token) == Principal(sub="rep-7", role="rep")
+    with pytest.raises(Problem) as other_secret:
+        verify_token("another-secret-of-32-bytes-or-more", token)
+    assert other_secret.value.status == 401
+    time.sleep(2.1)
+    with pytest.raises(Problem, match="expired"):
+        verify_token(DEV_JWT_SECRET, token)
+
+
+def test_authorize_checks_token_and_role_like_the_dependency():
+    app = FastAPI()
+    app.state.settings = ServiceSettings()
+    install_problem_handlers(app)
+
+    @app.post("/reps-only")
+    async def reps_only(request: Request) -> dict:
+        return {"sub": authorize(request, ("rep",)).sub}
+
+    client = TestClient(app)
+    assert client.post("/reps-only", headers=bearer("rep", "rep-3")).json() == {"sub": "rep-3"}
+    assert client.post("/reps-only", headers=bearer("manager")).status_code == 403
+    assert client.post("/reps-only").status_code == 401
