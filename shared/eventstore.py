@@ -72,6 +72,31 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
         self._select_processed = sql.SQL("SELECT event_id FROM {0}.{1} WHERE event_id = ANY(%s)").format(
             sql.Identifier(self.datastore.schema), sql.Identifier(self.processed_table)
         )
+        # One array per column, sent in binary (%b): eventsourcing sends one array of a composite type,
+        # which psycopg can only dump as text, escaping every byte of every state in Python (~50 µs per
+        # event, the largest cost of a 1,000-lead save). Same rows, same order, same RETURNING.
+        self._insert_event_columns = sql.SQL(
+            "INSERT INTO {0}.{1} (originator_id, originator_version, topic, state)"
+            " SELECT * FROM unnest(%b::{2}[], %b::bigint[], %b::text[], %b::bytea[]) RETURNING notification_id"
+        ).format(
+            sql.Identifier(self.datastore.schema),
+            sql.Identifier(self.events_table_name),
+            sql.SQL(self.datastore.originator_id_type),
+        )
+
+    def _insert_stored_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
+        """As eventsourcing's (table lock, NOTIFY, insert returning the notification ids), with column arrays."""
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self._insert_event_columns,
+            (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            ),
+        )
 
     def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
