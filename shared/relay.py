@@ -66,7 +66,10 @@ def envelope_of(
     causation_id: str | None = None,
 ) -> Envelope:
     """The public envelope of a recorded domain event. Its id is derived from (service, aggregate, version),
-    so a re-publication after a crash carries the same CloudEvents ``id`` and consumers drop it."""
+    so a re-publication after a crash carries the same CloudEvents ``id`` and consumers drop it.
+
+    ``payload`` must come straight from its model's constructor (as every service's mapping builds it),
+    which validated it: the envelope does not validate it a second time."""
     return make_envelope(
         payload,
         service=service,
@@ -74,6 +77,7 @@ def envelope_of(
         event_id=deterministic_event_id(service, event.originator_id, event.originator_version),
         correlation_id=correlation_id,
         causation_id=causation_id,
+        just_built=True,
     )
 
 
