@@ -8,8 +8,8 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+from eventsourcing.domain import Aggregate, BaseAggregate
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.utils import get_topic
 from psycopg import sql
@@ -126,6 +126,22 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
             return {row["event_id"] for row in curs.fetchall()}
 
 
+def collect(processing: ProcessingEvent[UUID], objs: Iterable[Any], **kwargs: Any) -> None:
+    """``processing.collect_events(*objs, **kwargs)``, with a plain class check for aggregates first.
+
+    eventsourcing tells events from aggregates with ``isinstance`` against runtime-checkable Protocols,
+    which on Python 3.11 re-reads the Protocol's attributes on every call: ~50 µs per aggregate, a tenth
+    of what capturing a lead costs. Same events in the same order; anything else takes eventsourcing's path.
+    """
+    for obj in objs:
+        if isinstance(obj, BaseAggregate):
+            processing.events.extend(obj.collect_events())
+            processing.aggregates[obj.id] = obj
+        else:
+            processing.collect_events(obj)
+    processing.saved_kwargs.update(kwargs)
+
+
 class EventSourcedApplication(Application[UUID]):
     """An eventsourcing application whose recorder also stores tracking positions.
 
@@ -137,6 +153,16 @@ class EventSourcedApplication(Application[UUID]):
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """As ``Application.save``, without its per-object Protocol checks for aggregates (see :func:`collect`)."""
+        processing = ProcessingEvent[UUID]()
+        collect(processing, objs, **kwargs)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        self.notify(processing.events)  # eventsourcing's deprecated hook, kept as Application.save calls it
+        return recordings
 
     def get_or_none(self, aggregate_id: UUID) -> Any:
         try:
@@ -150,7 +176,7 @@ class EventSourcedApplication(Application[UUID]):
     def save_tracked(self, aggregates: Iterable[Aggregate], tracking: Tracking, **kwargs: Any) -> None:
         """Save the aggregates' new events and the tracking record in one transaction."""
         processing = ProcessingEvent[UUID](tracking=tracking)
-        processing.collect_events(*aggregates, **kwargs)
+        collect(processing, aggregates, **kwargs)
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
