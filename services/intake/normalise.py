@@ -15,14 +15,11 @@ class InvalidValue(ValueError):
     """A value that cannot be normalised; the message says why."""
 
 
-_SPACES = re.compile(r"\s+")
-
-
 def normalise_text(raw: str | None) -> str | None:
     """NFKC (full-width letters, digits and spaces become ASCII), collapse whitespace, trim; blank → None."""
     if raw is None:
         return None
-    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", raw)).strip()
+    text = " ".join(unicodedata.normalize("NFKC", raw).split())  # str.split() splits on exactly what \s matches
     return text or None
 
 
