@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -200,8 +201,8 @@ class OutboxRelay:
         last_id = notifications[-1].id
         await asyncio.to_thread(self.app.recorder.insert_tracking, Tracking(RELAY_TRACKING_NAME, last_id))
         self.position = last_id
-        for envelope in envelopes:
-            EVENTS_PUBLISHED.labels(self.service, envelope.type).inc()
+        for event_type, count in Counter(envelope.type for envelope in envelopes).items():
+            EVENTS_PUBLISHED.labels(self.service, event_type).inc(count)
         self.published += len(envelopes)
         RELAY_POSITION.labels(self.service).set(last_id)
         if len(notifications) < self.batch_size:
