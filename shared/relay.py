@@ -103,6 +103,7 @@ class OutboxRelay:
         mapping: IntegrationMapping,
         batch_size: int = 2000,
         poll_interval: float = 0.2,
+        linger: float = 0.03,
     ) -> None:
         self.app = app
         self.service = service
@@ -111,6 +112,9 @@ class OutboxRelay:
         self.mapping = mapping
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        # Once caught up, wait this long before reading again, so that a stream of small commits (one per
+        # request) is published in a few batches rather than one read, send and position write per commit.
+        self.linger = linger
         self.position = 0
         self.follow = FollowLoop(poll_interval)
         self.published = 0
@@ -150,12 +154,19 @@ class OutboxRelay:
             self.position = await asyncio.to_thread(self.app.tracked_position, RELAY_TRACKING_NAME) or 0
             log.info("relay leading", extra={"position": self.position})
 
+            caught_up = True
+
             async def step() -> int:
+                nonlocal caught_up
+                if caught_up and not self.follow.stopping:
+                    await asyncio.sleep(self.linger)  # not cut short by nudges: they are what it waits for
                 try:
-                    return await self.publish_once()
+                    published = await self.publish_once()
                 except Exception:
                     await self._report_backlog()  # e.g. Kafka is down: show how much is waiting
                     raise
+                caught_up = published < self.batch_size
+                return published
 
             async def check_lock_session() -> None:
                 # The lock lives as long as this session; a dead session means another replica may lead.
