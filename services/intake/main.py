@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -40,7 +39,6 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
         coalescer.start()
         app.state.intake, app.state.producer, app.state.relay, app.state.coalescer = intake, producer, relay, coalescer
         app.state.workers.start("relay", relay.run, relay.stop)
-        _collect_garbage_less_often()
         try:
             yield  # the shell stops the workers (and so flushes the relay) before this resumes
         finally:
@@ -65,15 +63,6 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
         ],
     )
     return app
-
-
-def _collect_garbage_less_often() -> None:
-    """Capturing allocates ~100 container objects per lead, so with CPython's defaults a batch of 1,000 runs
-    hundreds of collections, and the full ones walk every object alive (the modules, the aggregate cache):
-    measured, a third of the CPU of a capture. What start-up created is frozen out of collections, and
-    collections run less often; almost all garbage here is freed by reference counting anyway."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 def main() -> None:
