@@ -43,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stages", type=lambda s: [x for x in s.split(",") if x], help="run only these stages")
     parser.add_argument("--out", type=Path, default=ROOT / ".bench", help="folder for the JSON results")
     parser.add_argument("--keep", action="store_true", help="keep the run's database and topics for inspection")
+    parser.add_argument(
+        "--services",
+        type=lambda s: [x for x in s.split(",") if x],
+        help="start only these services (default: all of them, as in production); e.g. --services intake "
+        "measures intake without the other services consuming its topic on the same cores",
+    )
     group = parser.add_argument_group("sizes", "override one size (defaults: the issue's sizes, or --quick's)")
     for field in dataclasses.fields(Sizes):
         kind = _int_list if "list" in str(field.type) else float if field.type == "float" else int
@@ -62,11 +68,16 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
     return sizes
 
 
-async def run_stage(run: Run, stage: Stage, failed_services: dict[str, str]) -> StageResult:
+async def run_stage(run: Run, stage: Stage, failed_services: dict[str, str], services: tuple[str, ...]) -> StageResult:
     result = StageResult(stage.name)
     missing = [s for s in stage.needs if not service_exists(s)]
     if missing:
         result.status, result.reason = "unavailable", f"not available (service missing: {', '.join(missing)})"
+        say(f"== {stage.name}: {result.reason}")
+        return result
+    left_out = [s for s in stage.needs if s not in services]
+    if left_out:
+        result.status, result.reason = "unavailable", f"not run (not started: {', '.join(left_out)}; see --services)"
         say(f"== {stage.name}: {result.reason}")
         return result
     broken = [f"{s}: {failed_services[s]}" for s in stage.needs if s in failed_services]
@@ -86,13 +97,13 @@ async def run_stage(run: Run, stage: Stage, failed_services: dict[str, str]) -> 
     return result
 
 
-async def run_all(run: Run, stages: list[Stage]) -> list[StageResult]:
+async def run_all(run: Run, stages: list[Stage], services: tuple[str, ...] = ALL_SERVICES) -> list[StageResult]:
     await run.env.open()
     failed_services: dict[str, str] = {}
-    # The whole pipeline runs whenever a stage needs a service: the consumers of every service
-    # compete for the same two cores in production, and the memory stage measures them all.
+    # By default the whole pipeline runs whenever a stage needs a service: the consumers of every
+    # service compete for the same two cores in production, and the memory stage measures them all.
     wanted = any(stage.needs or stage.name == "memory" for stage in stages)
-    for service in ALL_SERVICES:
+    for service in services:
         if wanted and service_exists(service):
             say(f"starting {service} on port {run.env.ports[service]}")
             try:
@@ -103,7 +114,7 @@ async def run_all(run: Run, stages: list[Stage]) -> list[StageResult]:
     if run.env.procs:
         await asyncio.sleep(2)  # let consumers settle into their groups before calling it idle
         run.snapshot_memory("idle")
-    return [await run_stage(run, stage, failed_services) for stage in stages]
+    return [await run_stage(run, stage, failed_services, services) for stage in stages]
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -117,6 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(args.stages or ()) - {s.name for s in all_stages()}
     if unknown:
         sys.exit(f"unknown stages: {', '.join(sorted(unknown))}; known: {', '.join(s.name for s in all_stages())}")
+    services = tuple(s for s in ALL_SERVICES if not args.services or s in args.services)
+    unknown = set(args.services or ()) - set(ALL_SERVICES)
+    if unknown:
+        sys.exit(f"unknown services: {', '.join(sorted(unknown))}; known: {', '.join(ALL_SERVICES)}")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     env = Environment(
         kafka=os.environ.get("LEADFLOW_KAFKA_BOOTSTRAP", "localhost:9092"),
@@ -129,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     started = datetime.now(UTC)
     try:
         machine = machine_facts(env.base_database_url)
-        results = uvloop.run(run_all(run, stages))
+        results = uvloop.run(run_all(run, stages, services))
     finally:
         say("stopping services and dropping the run's database and topics" if not args.keep else "stopping services")
         env.close()
@@ -140,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         "quick": args.quick,
         "sizes": dataclasses.asdict(sizes),
         "machine": machine,
+        "services": list(services),
         "environment": {"database": env.database, "topic": env.topic, "logs": str(env.logs), "kept": args.keep},
         "baselines": run.baselines,
         "memory_mib": run.memory,
@@ -149,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     print(table(results))
     facts = f"{machine['cores']} cores, {machine['cpu_model']}, {machine['memory_gib']} GiB"
     print(f"\nmachine: {facts}, load at start {machine['load_average_at_start']}, commit {machine['git_commit'][:10]}")
+    print(f"services running: {', '.join(services)}")
     print(f"results: {path}")
     failed = [r.stage for r in results if r.status == "failed" or r.alerts]
     if failed:

@@ -8,8 +8,8 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+from eventsourcing.domain import Aggregate, BaseAggregate
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.utils import get_topic
 from psycopg import sql
@@ -72,6 +72,31 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
         self._select_processed = sql.SQL("SELECT event_id FROM {0}.{1} WHERE event_id = ANY(%s)").format(
             sql.Identifier(self.datastore.schema), sql.Identifier(self.processed_table)
         )
+        # One array per column, sent in binary (%b): eventsourcing sends one array of a composite type,
+        # which psycopg can only dump as text, escaping every byte of every state in Python (~50 µs per
+        # event, the largest cost of a 1,000-lead save). Same rows, same order, same RETURNING.
+        self._insert_event_columns = sql.SQL(
+            "INSERT INTO {0}.{1} (originator_id, originator_version, topic, state)"
+            " SELECT * FROM unnest(%b::{2}[], %b::bigint[], %b::text[], %b::bytea[]) RETURNING notification_id"
+        ).format(
+            sql.Identifier(self.datastore.schema),
+            sql.Identifier(self.events_table_name),
+            sql.SQL(self.datastore.originator_id_type),
+        )
+
+    def _insert_stored_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
+        """As eventsourcing's (table lock, NOTIFY, insert returning the notification ids), with column arrays."""
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self._insert_event_columns,
+            (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            ),
+        )
 
     def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
@@ -101,6 +126,22 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
             return {row["event_id"] for row in curs.fetchall()}
 
 
+def collect(processing: ProcessingEvent[UUID], objs: Iterable[Any], **kwargs: Any) -> None:
+    """``processing.collect_events(*objs, **kwargs)``, with a plain class check for aggregates first.
+
+    eventsourcing tells events from aggregates with ``isinstance`` against runtime-checkable Protocols,
+    which on Python 3.11 re-reads the Protocol's attributes on every call: ~50 µs per aggregate, a tenth
+    of what capturing a lead costs. Same events in the same order; anything else takes eventsourcing's path.
+    """
+    for obj in objs:
+        if isinstance(obj, BaseAggregate):
+            processing.events.extend(obj.collect_events())
+            processing.aggregates[obj.id] = obj
+        else:
+            processing.collect_events(obj)
+    processing.saved_kwargs.update(kwargs)
+
+
 class EventSourcedApplication(Application[UUID]):
     """An eventsourcing application whose recorder also stores tracking positions.
 
@@ -112,6 +153,16 @@ class EventSourcedApplication(Application[UUID]):
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """As ``Application.save``, without its per-object Protocol checks for aggregates (see :func:`collect`)."""
+        processing = ProcessingEvent[UUID]()
+        collect(processing, objs, **kwargs)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        self.notify(processing.events)  # eventsourcing's deprecated hook, kept as Application.save calls it
+        return recordings
 
     def get_or_none(self, aggregate_id: UUID) -> Any:
         try:
@@ -125,7 +176,7 @@ class EventSourcedApplication(Application[UUID]):
     def save_tracked(self, aggregates: Iterable[Aggregate], tracking: Tracking, **kwargs: Any) -> None:
         """Save the aggregates' new events and the tracking record in one transaction."""
         processing = ProcessingEvent[UUID](tracking=tracking)
-        processing.collect_events(*aggregates, **kwargs)
+        collect(processing, aggregates, **kwargs)
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)

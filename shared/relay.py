@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -66,7 +67,10 @@ def envelope_of(
     causation_id: str | None = None,
 ) -> Envelope:
     """The public envelope of a recorded domain event. Its id is derived from (service, aggregate, version),
-    so a re-publication after a crash carries the same CloudEvents ``id`` and consumers drop it."""
+    so a re-publication after a crash carries the same CloudEvents ``id`` and consumers drop it.
+
+    ``payload`` must come straight from its model's constructor (as every service's mapping builds it),
+    which validated it: the envelope does not validate it a second time."""
     return make_envelope(
         payload,
         service=service,
@@ -74,6 +78,7 @@ def envelope_of(
         event_id=deterministic_event_id(service, event.originator_id, event.originator_version),
         correlation_id=correlation_id,
         causation_id=causation_id,
+        just_built=True,
     )
 
 
@@ -98,6 +103,7 @@ class OutboxRelay:
         mapping: IntegrationMapping,
         batch_size: int = 2000,
         poll_interval: float = 0.2,
+        linger: float = 0.03,
     ) -> None:
         self.app = app
         self.service = service
@@ -106,6 +112,9 @@ class OutboxRelay:
         self.mapping = mapping
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        # Once caught up, wait this long before reading again, so that a stream of small commits (one per
+        # request) is published in a few batches rather than one read, send and position write per commit.
+        self.linger = linger
         self.position = 0
         self.follow = FollowLoop(poll_interval)
         self.published = 0
@@ -145,12 +154,19 @@ class OutboxRelay:
             self.position = await asyncio.to_thread(self.app.tracked_position, RELAY_TRACKING_NAME) or 0
             log.info("relay leading", extra={"position": self.position})
 
+            caught_up = True
+
             async def step() -> int:
+                nonlocal caught_up
+                if caught_up and not self.follow.stopping:
+                    await asyncio.sleep(self.linger)  # not cut short by nudges: they are what it waits for
                 try:
-                    return await self.publish_once()
+                    published = await self.publish_once()
                 except Exception:
                     await self._report_backlog()  # e.g. Kafka is down: show how much is waiting
                     raise
+                caught_up = published < self.batch_size
+                return published
 
             async def check_lock_session() -> None:
                 # The lock lives as long as this session; a dead session means another replica may lead.
@@ -196,8 +212,8 @@ class OutboxRelay:
         last_id = notifications[-1].id
         await asyncio.to_thread(self.app.recorder.insert_tracking, Tracking(RELAY_TRACKING_NAME, last_id))
         self.position = last_id
-        for envelope in envelopes:
-            EVENTS_PUBLISHED.labels(self.service, envelope.type).inc()
+        for event_type, count in Counter(envelope.type for envelope in envelopes).items():
+            EVENTS_PUBLISHED.labels(self.service, event_type).inc(count)
         self.published += len(envelopes)
         RELAY_POSITION.labels(self.service).set(last_id)
         if len(notifications) < self.batch_size:

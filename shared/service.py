@@ -23,7 +23,7 @@ from shared import logs
 from shared.config import ServiceSettings
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.problems import Problem, install_problem_handlers, problem_response
-from shared.runtime import tune_garbage_collector
+from shared.runtime import freeze_start_up
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +181,7 @@ def create_service_app(
         logs.configure_logging(service, settings.log_level)
         app.state.workers = Workers()
         async with lifespan(app):
-            # What start-up built (modules, clients, pools) lives as long as the process: frozen out of
-            # the cyclic collector, a full collection (every few seconds under load) no longer walks it
-            # (~100 ms of pause each, here), and collections run less often.
-            tune_garbage_collector()
+            freeze_start_up()
             yield
             # Workers (relay, consumers) finish while the clients they use are still open.
             await app.state.workers.stop()

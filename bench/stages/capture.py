@@ -112,5 +112,6 @@ async def run_stage(run: Run, result: StageResult) -> None:
         "batch capture accepted → published (vs raw kafka)", published, "leads/s", "kafka.produce_consume_rate", run.baselines
     )
     result.compare("batch capture accepted → published (vs raw COPY)", published, "leads/s", "pg.copy_rate", run.baselines)
-    await single_latency(run, result)
+    if run.sizes.single_posts:
+        await single_latency(run, result)
     result.details["memory_after_capture"] = run.snapshot_memory("after capture")

@@ -34,7 +34,7 @@ from services.analytics.projections import REGISTRY
 from services.analytics.tracking import InstanceWriter
 from shared import logs
 from shared.consumer import TopicConsumer
-from shared.runtime import tune_garbage_collector
+from shared.runtime import favour_throughput, freeze_start_up
 
 
 async def position(consumer: TopicConsumer, writer: InstanceWriter) -> tuple[int, int] | None:
@@ -211,7 +211,8 @@ def main() -> None:
             parser.error(str(exc))
         if instance is None:
             parser.error(f"no instance {args.instance}")
-        tune_garbage_collector()
+        freeze_start_up()
+        favour_throughput()
         if args.helper:
             partitions = [int(p) for p in args.helper.split(",")]
             uvloop.run(help_replay(settings, catalog, instance, args.batch_size, partitions))

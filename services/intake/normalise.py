@@ -15,15 +15,30 @@ class InvalidValue(ValueError):
     """A value that cannot be normalised; the message says why."""
 
 
-_SPACES = re.compile(r"\s+")
-
-
 def normalise_text(raw: str | None) -> str | None:
     """NFKC (full-width letters, digits and spaces become ASCII), collapse whitespace, trim; blank → None."""
     if raw is None:
         return None
-    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", raw)).strip()
+    text = " ".join(unicodedata.normalize("NFKC", raw).split())  # str.split() splits on exactly what \s matches
     return text or None
+
+
+# The commonest phone by far, a mainland China mobile number, is decided with phonenumbers' own CN
+# patterns (~3 µs instead of ~200 µs for the full parse). Only a number those patterns call a mobile
+# takes this path, so it accepts exactly what the full parse accepts and answers the same E.164.
+_CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+_CN_NUMBER = re.compile(_CN.general_desc.national_number_pattern)
+_CN_MOBILE = re.compile(_CN.mobile.national_number_pattern)
+_CN_MOBILE_SHAPE = re.compile(r"(\+86)?(1\d{10})")
+_SEPARATORS = str.maketrans("", "", " -")
+
+
+def _cn_mobile(text: str, default_region: str) -> str | None:
+    match = _CN_MOBILE_SHAPE.fullmatch(text.translate(_SEPARATORS))
+    if match is None or (match[1] is None and default_region != "CN"):
+        return None
+    national = match[2]
+    return "+86" + national if _CN_NUMBER.fullmatch(national) and _CN_MOBILE.fullmatch(national) else None
 
 
 def normalise_phone(raw: str, default_region: str = "CN") -> str:
@@ -31,6 +46,10 @@ def normalise_phone(raw: str, default_region: str = "CN") -> str:
     text = normalise_text(raw) or ""
     if text.startswith("00"):  # the international call prefix used in China and most of the world
         text = "+" + text[2:]
+    return _cn_mobile(text, default_region) or _parsed_phone(text, raw, default_region)
+
+
+def _parsed_phone(text: str, raw: str, default_region: str) -> str:
     try:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as exc:

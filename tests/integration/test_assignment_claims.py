@@ -68,7 +68,9 @@ async def test_fifty_reps_claim_one_lead_at_once_exactly_one_wins_and_one_claim_
     finally:
         await producer.stop()
     found = [envelope for _, envelope in await read_all(infra["kafka"], fresh_topic, expect_at_least=1)]
-    assert [(e.type, e.subject, e.payload().rep_id, e.payload().how) for e in found] == [("LeadClaimed", lead_id, winner, "claim")]
+    assert [(e.type, e.subject, e.payload().rep_id, e.payload().how) for e in found] == [
+        ("LeadClaimed", lead_id, winner, "claim")
+    ]
 
 
 def test_one_rep_claiming_many_leads_at_once_stays_within_the_limit(app):

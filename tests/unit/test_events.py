@@ -55,6 +55,18 @@ def test_invalid_payload_is_refused_on_produce():
         LeadReleased(lead_id="l", rep_id="r", reason="bored", cooldown_until=NOW)
 
 
+def test_a_payload_changed_after_construction_is_refused_on_produce():
+    payload = claimed()
+    payload.how = "stolen"  # type: ignore[assignment]
+    with pytest.raises(InvalidEvent, match="invalid LeadClaimed payload"):
+        make_envelope(payload, service="assignment", time=NOW)
+
+
+def test_a_just_built_payload_is_not_validated_twice():
+    envelope = make_envelope(claimed(), service="assignment", time=NOW, just_built=True)
+    assert envelope == make_envelope(claimed(), service="assignment", time=NOW).model_copy(update={"id": envelope.id})
+
+
 @pytest.mark.parametrize(
     "mutate, message",
     [

@@ -1,5 +1,8 @@
 """Normalising what people type: phones to E.164, tidy text, emails, WeChat ids, channels; whole submissions."""
 
+import random
+
+import phonenumbers
 import pytest
 
 from services.intake.capture import ClaimNotAllowed, InvalidLead, parse_lead
@@ -34,6 +37,34 @@ def test_phone_numbers_written_any_common_way_resolve_to_e164(typed, e164):
 def test_impossible_phone_numbers_are_refused(typed):
     with pytest.raises(InvalidValue):
         normalise_phone(typed, "CN")
+
+
+def _full_parse(typed: str, region: str) -> str | None:
+    """What phonenumbers alone makes of a number (None: refused); the fast path must agree with it."""
+    try:
+        number = phonenumbers.parse(typed, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _normalised_or_none(typed: str, region: str) -> str | None:
+    try:
+        return normalise_phone(typed, region)
+    except InvalidValue:
+        return None
+
+
+def test_mobile_shaped_numbers_are_decided_exactly_as_phonenumbers_decides_them():
+    pick = random.Random(86)
+    for prefix in range(100, 200):
+        for _ in range(6):
+            national = f"{prefix}{pick.randrange(10**8):08d}"
+            for typed in (national, f"+86{national}", f"+86 {national[:3]}-{national[3:7]}-{national[7:]}"):
+                for region in ("CN", "US"):
+                    assert _normalised_or_none(typed, region) == _full_parse(typed, region), (typed, region)
 
 
 def test_the_default_region_decides_numbers_without_a_country_code():
