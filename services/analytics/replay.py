@@ -24,7 +24,8 @@ import time
 from datetime import timedelta
 
 import uvloop
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from psycopg_pool import ConnectionPool
 
 from services.analytics.catalog import Catalog, Instance, UnknownProjection
@@ -57,13 +58,16 @@ def progress_line(instance: str, applied: int, left: int | None, rate: float) ->
 
 
 async def topic_partitions(settings: AnalyticsSettings) -> list[int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    await consumer.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
     try:
-        await consumer.topics()  # fetches the metadata
-        return sorted(consumer.partitions_for_topic(settings.topic) or ())
+        described = await admin.describe_topics([settings.topic])
     finally:
-        await consumer.stop()
+        await admin.close()
+    partitions = sorted(p["partition"] for d in described if d.get("error_code") == 0 for p in d["partitions"])
+    if not partitions:
+        raise RuntimeError(f"topic {settings.topic} not found")
+    return partitions
 
 
 def start_helpers(instance: Instance, shares: list[list[int]], batch: int) -> list[subprocess.Popen]:
@@ -71,6 +75,7 @@ def start_helpers(instance: Instance, shares: list[list[int]], batch: int) -> li
     is bound to one core, so every core decodes and writes. Each reads its own partitions (no group
     rebalance to wait for when they join)."""
     command = [sys.executable, "-m", "services.analytics.replay", "--instance", instance.name, "--batch-size", str(batch)]
+    command += ["--parent", str(os.getpid())]
     return [subprocess.Popen([*command, "--helper", ",".join(map(str, share))]) for share in shares]
 
 
@@ -89,7 +94,7 @@ def stop_helpers(helpers: list[subprocess.Popen]) -> None:
 
 
 async def help_replay(
-    settings: AnalyticsSettings, catalog: Catalog, instance: Instance, batch: int, partitions: list[int]
+    settings: AnalyticsSettings, catalog: Catalog, instance: Instance, batch: int, partitions: list[int], parent: int
 ) -> None:
     """A helper process: apply ``partitions`` to ``instance`` until SIGTERM/SIGINT or until the replay
     that started it is gone (killed outright, it sends no signal), nothing else."""
@@ -98,7 +103,6 @@ async def help_replay(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, consumer.stop)
-    parent = os.getppid()
 
     async def stop_when_orphaned() -> None:
         while os.getppid() == parent:
@@ -188,6 +192,7 @@ def main() -> None:
         help="processes applying the topic, sharing its partitions (default: one per core)",
     )
     parser.add_argument("--helper", metavar="PARTITIONS", help=argparse.SUPPRESS)  # a worker started by a replay
+    parser.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # ... by this process (it may be gone already)
     parser.add_argument("--list", action="store_true", help="list the instances and what they serve")
     parser.add_argument("--drop-retired", action="store_true", help="drop the schemas of instances that serve nothing")
     args = parser.parse_args()
@@ -215,7 +220,7 @@ def main() -> None:
         favour_throughput()
         if args.helper:
             partitions = [int(p) for p in args.helper.split(",")]
-            uvloop.run(help_replay(settings, catalog, instance, args.batch_size, partitions))
+            uvloop.run(help_replay(settings, catalog, instance, args.batch_size, partitions, args.parent))
             return
         print(f"[{instance.name}] replaying {', '.join(instance.projection_names)} from {settings.topic}", file=sys.stderr)
         uvloop.run(

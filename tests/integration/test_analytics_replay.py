@@ -89,6 +89,7 @@ async def test_a_replay_killed_mid_batch_resumes_to_the_same_result_as_a_clean_r
     proc = replay_process(settings, killed.name, batch=30, workers=2)
     try:
         wait_for(lambda: applied_offsets(settings.database_url, killed.name) > total // 4, timeout=60)
+        assert len(helpers_alive(killed.name)) == 1  # the second worker
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
