@@ -12,8 +12,9 @@ import httpx
 from bench.clients import capture_batch, capture_one, created_ids
 from bench.context import Run
 from bench.kafka_io import TopicReader
-from bench.progress import Progress
+from bench.progress import Progress, say
 from bench.results import StageResult
+from bench.server_metrics import settle
 from bench.stats import percentile, rate
 
 BATCH = 1_000  # the contract's maximum per POST /leads/batch
@@ -113,5 +114,10 @@ async def run_stage(run: Run, result: StageResult) -> None:
     )
     result.compare("batch capture accepted → published (vs raw COPY)", published, "leads/s", "pg.copy_rate", run.baselines)
     if run.sizes.single_posts:
+        # Measured on a settled system: the other services first work through the batch's leads.
+        async with run.client() as client:
+            waited = await settle(client, [run.env.url(service) for service in run.env.procs])
+        say(f"  services settled after the batch in {waited:.0f}s")
+        result.details["settle_seconds_before_single_posts"] = round(waited, 1)
         await single_latency(run, result)
     result.details["memory_after_capture"] = run.snapshot_memory("after capture")
