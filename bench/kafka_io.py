@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 from bench.progress import Progress
+from shared.consumer import topic_partitions
 from shared.relay import build_producer
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
@@ -38,30 +38,12 @@ async def produce(bootstrap: str, topic: str, records: Iterable[Record], *, tota
     return elapsed
 
 
-async def partitions_of(bootstrap: str, topic: str, timeout: float = 15) -> list[int]:
-    """The topic's partition numbers; a topic just created takes a moment to show up in the metadata."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            described = await admin.describe_topics([topic])
-            partitions = sorted(p["partition"] for d in described if d.get("error_code") == 0 for p in d["partitions"])
-            if partitions:
-                return partitions
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"topic {topic} has no partitions")
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
-
-
 async def records_in(bootstrap: str, topic: str) -> int:
     """How many records the topic holds: the sum of its partitions' end offsets."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
+        partitions = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
         return sum((await consumer.end_offsets(partitions)).values())
     finally:
         await consumer.stop()
@@ -83,7 +65,7 @@ class TopicReader:
         )
 
     async def start(self, *, from_end: bool) -> None:
-        partitions = [TopicPartition(self.topic, p) for p in await partitions_of(self.bootstrap, self.topic)]
+        partitions = [TopicPartition(self.topic, p) for p in await topic_partitions(self.bootstrap, self.topic)]
         await self.consumer.start()
         self.consumer.assign(partitions)
         if from_end:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.events import Envelope, InvalidEvent, Payload, decode
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_REJECTED, PROJECTION_FRESHNESS
@@ -49,6 +50,24 @@ PositionLoader = Callable[[list[int]], dict[int, int | None]]
 # Applies a batch of one partition and stores ``next_offset`` with its effects, atomically;
 # returns how many events it applied (0 for a batch applied before).
 BatchHandler = Callable[[int, list[Delivered], int], int]
+
+
+async def topic_partitions(bootstrap: str, topic: str, timeout: float = 15) -> list[int]:
+    """The topic's partition numbers; a topic just created takes a moment to show up in the metadata."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            described = await admin.describe_topics([topic])
+            partitions = sorted(p["partition"] for d in described if d.get("error_code") == 0 for p in d["partitions"])
+            if partitions:
+                return partitions
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topic {topic} has no partitions")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
 
 
 class _SeekToStoredPositions(ConsumerRebalanceListener):

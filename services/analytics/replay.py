@@ -25,7 +25,6 @@ from datetime import timedelta
 
 import uvloop
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from psycopg_pool import ConnectionPool
 
 from services.analytics.catalog import Catalog, Instance, UnknownProjection
@@ -34,7 +33,7 @@ from services.analytics.consumers import instance_consumer
 from services.analytics.projections import REGISTRY
 from services.analytics.tracking import InstanceWriter
 from shared import logs
-from shared.consumer import TopicConsumer
+from shared.consumer import TopicConsumer, topic_partitions
 from shared.runtime import favour_throughput, freeze_start_up
 
 
@@ -55,19 +54,6 @@ def progress_line(instance: str, applied: int, left: int | None, rate: float) ->
     eta = "?" if left is None or rate <= 0 else str(timedelta(seconds=round(left / rate)))
     left_text = "?" if left is None else f"{left:,}"
     return f"\r[{instance}] applied {applied:,} events · {rate:,.0f} events/s · {left_text} to go · ETA {eta}   "
-
-
-async def topic_partitions(settings: AnalyticsSettings) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([settings.topic])
-    finally:
-        await admin.close()
-    partitions = sorted(p["partition"] for d in described if d.get("error_code") == 0 for p in d["partitions"])
-    if not partitions:
-        raise RuntimeError(f"topic {settings.topic} not found")
-    return partitions
 
 
 def start_helpers(instance: Instance, shares: list[list[int]], batch: int) -> list[subprocess.Popen]:
@@ -130,7 +116,7 @@ async def replay(
     writer = InstanceWriter(catalog.pool, instance, settings.topic)
     shares: list[list[int]] = []
     if workers > 1:
-        partitions = await topic_partitions(settings)
+        partitions = await topic_partitions(settings.kafka_bootstrap, settings.topic)
         shares = [share for share in (partitions[k::workers] for k in range(workers)) if share]
     consumer = instance_consumer(settings, writer, batch, shares[0] if shares else None)
     stop = asyncio.Event()

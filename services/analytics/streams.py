@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from aiokafka.admin import AIOKafkaAdminClient
 
 from services.analytics import SERVICE
 from services.analytics.config import AnalyticsSettings
+from shared.consumer import topic_partitions
 from shared.events import InvalidEvent, LeadCaptured, LeadClaimed, decode, utc_rfc3339
 
 log = logging.getLogger(__name__)
@@ -130,19 +130,9 @@ def utc_rfc3339_from(epoch: float) -> str:
     return utc_rfc3339(datetime.fromtimestamp(epoch, UTC))
 
 
-async def source_partitions(settings: AnalyticsSettings) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([settings.topic])
-        return len(described["partitions"])
-    finally:
-        await admin.close()
-
-
 def main() -> None:
     settings = AnalyticsSettings()
-    streams = Streams(settings, asyncio.run(source_partitions(settings)))
+    streams = Streams(settings, len(asyncio.run(topic_partitions(settings.kafka_bootstrap, settings.topic))))
     streams.app.main()
 
 
