@@ -20,11 +20,31 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RowChange:
-    """Set ``values`` on the lead's row (``insert``: the row is new)."""
+    """Set ``values`` on the lead's row (``insert``: the row is new). A merged insert also names the
+    columns later changes set (``then_set``): should the row exist already, those still apply."""
 
     lead_id: str
     values: dict[str, Any]
     insert: bool = False
+    then_set: tuple[str, ...] = ()
+
+    def then(self, later: RowChange) -> RowChange:
+        """This change followed by ``later`` (same lead) as one change with the same effect."""
+        values = {**self.values, **later.values}
+        if not self.insert:
+            return RowChange(self.lead_id, values, later.insert, later.then_set)
+        then_set = tuple(dict.fromkeys((*self.then_set, *later.values)))
+        return RowChange(self.lead_id, values, insert=True, then_set=then_set)
+
+
+def merged(changes: list[RowChange]) -> list[RowChange]:
+    """One change per lead with the effect of all of its changes in order (leads in first-seen order), so a
+    batch is written as a few multi-row statements rather than one statement per recorded event."""
+    per_lead: dict[str, RowChange] = {}
+    for change in changes:
+        earlier = per_lead.get(change.lead_id)
+        per_lead[change.lead_id] = change if earlier is None else earlier.then(change)
+    return list(per_lead.values())
 
 
 NOT_OWNED = {"owner": None, "how": None, "claimed_at": None, "protected_until": None, "due_at": None, "due_reason": None}

@@ -13,7 +13,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from services.assignment.projections import RowChange
+from services.assignment.projections import RowChange, merged
 
 PROJECTION = "ownership_view"
 COLUMNS = (
@@ -105,19 +105,30 @@ class ReadModel:
             ).fetchone()
             if stored is None or stored[0] != after:
                 return False
+            groups: dict[tuple[bool, tuple[str, ...], tuple[str, ...]], list[dict[str, Any]]] = {}
+            for change in merged(changes):  # leads are independent: each group is one pipelined statement
+                key = (change.insert, tuple(change.values), change.then_set)
+                groups.setdefault(key, []).append({**change.values, "lead_id": change.lead_id})
             with conn.cursor() as cur:
-                for change in changes:
-                    cur.execute(self._statement(change), {**change.values, "lead_id": change.lead_id})
+                for (insert, names, then_set), params in groups.items():
+                    cur.executemany(self._statement(insert, names, then_set), params)
             conn.execute(sql.SQL("UPDATE {} SET position = %s WHERE name = %s").format(self.positions), (position, PROJECTION))
         return True
 
-    def _statement(self, change: RowChange) -> sql.Composed:
-        names = list(change.values)
-        if change.insert:
-            return sql.SQL("INSERT INTO {} (lead_id, {}) VALUES (%(lead_id)s, {}) ON CONFLICT (lead_id) DO NOTHING").format(
+    def _statement(self, insert: bool, names: tuple[str, ...], then_set: tuple[str, ...]) -> sql.Composed:
+        if insert:
+            on_conflict = (
+                sql.SQL("DO UPDATE SET {}").format(
+                    sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in then_set)
+                )
+                if then_set
+                else sql.SQL("DO NOTHING")
+            )
+            return sql.SQL("INSERT INTO {} (lead_id, {}) VALUES (%(lead_id)s, {}) ON CONFLICT (lead_id) {}").format(
                 self.table,
                 sql.SQL(", ").join(map(sql.Identifier, names)),
                 sql.SQL(", ").join(sql.Placeholder(n) for n in names),
+                on_conflict,
             )
         return sql.SQL("UPDATE {} SET {} WHERE lead_id = %(lead_id)s").format(
             self.table, sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(n), sql.Placeholder(n)) for n in names)

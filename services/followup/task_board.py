@@ -110,21 +110,30 @@ class TaskBoard:
             row = conn.execute(self._q("SELECT notification_id FROM {s}.task_board_position WHERE id = 1 FOR UPDATE")).fetchone()
             position = row["notification_id"]
             applied = 0
+            runs: list[tuple[str, list[dict[str, Any]]]] = []  # consecutive changes of one statement, in order
             for notification_id, changes in batch:
                 if notification_id <= position:
                     continue
                 for change in changes:
-                    conn.execute(*self._statement(change))
+                    template, params = self._statement(change)
+                    if runs and runs[-1][0] is template:
+                        runs[-1][1].append(params)
+                    else:
+                        runs.append((template, [params]))
                 applied += 1
+            with conn.cursor() as cur:
+                for template, params_list in runs:
+                    cur.executemany(self._q(template), params_list)  # pipelined: one round trip per run
             last = max(position, batch[-1][0])
             conn.execute(self._q("UPDATE {s}.task_board_position SET notification_id = %s WHERE id = 1"), (last,))
         return applied
 
-    def _statement(self, change: Change) -> tuple[sql.Composed, dict[str, Any]]:
+    @staticmethod
+    def _statement(change: Change) -> tuple[str, dict[str, Any]]:
         params = dict(change.__dict__)
         if isinstance(change, ReminderDue):
-            return self._q(_REMINDER_CLEARED if change.remind_at is None else _REMINDER_SET), params
-        return self._q(_APPLY[type(change)]), params
+            return (_REMINDER_CLEARED if change.remind_at is None else _REMINDER_SET), params
+        return _APPLY[type(change)], params
 
     # -- queries ----------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from services.assignment.app import AssignmentApplication, eventstore_env
 from services.assignment.domain.routing import AssignmentRules
 from services.assignment.domain.rules import OwnershipRules
 from services.assignment.policies import UpstreamPolicy
-from services.assignment.projections import Projector
+from services.assignment.projections import Projector, RowChange
 from services.assignment.readmodel import ReadModel
 from services.assignment.recycling import Recycler
 from shared.clock import FakeClock
@@ -152,3 +152,24 @@ def test_the_scheduler_reads_only_due_rows_through_the_deadlines_index(view):
         query = f"EXPLAIN SELECT due_at, lead_id FROM {table} WHERE due_at <= now() ORDER BY due_at, lead_id LIMIT 500"
         plan = "\n".join(row[0] for row in conn.execute(query).fetchall())
     assert "ownership_view_due" in plan
+
+
+def test_a_batch_is_applied_per_lead_in_order_even_over_a_row_that_exists(view):
+    registered = {"region": "上海", "industry": None, "grade": "B", "source": "web_form", "captured_at": START, "stage": "new"}
+    claimed = {"owner": "rep-1", "how": "claim", "claimed_at": START, "stage": "assigned"}
+    assert view.apply([RowChange("a", registered, insert=True)], 0, 1)
+    batch = [
+        RowChange("a", {**registered, "grade": "C"}, insert=True),  # already there: ignored …
+        RowChange("b", registered, insert=True),
+        RowChange("a", claimed),  # … but what follows it still applies
+        RowChange("b", {"grade": "A"}),
+        RowChange("b", claimed),
+        RowChange("b", {"owner": None, "stage": "new"}),
+    ]
+    assert view.apply(batch, 1, 7)
+    assert not view.apply(batch, 1, 7)  # a stale position writes nothing
+    rows = {row["lead_id"]: row for row in view.pool_page({}, 10, None).items}
+    assert set(rows) == {"b"} and rows["b"]["grade"] == "A" and rows["b"]["how"] == "claim"
+    owned = view.rep_page("rep-1", 10, None).items
+    assert [(row["lead_id"], row["grade"], row["stage"]) for row in owned] == [("a", "B", "assigned")]
+    assert view.position() == 7

@@ -11,7 +11,7 @@ from services.assignment.domain import handover
 from services.assignment.domain.ownership import Ownership
 from services.assignment.domain.rep import Rep
 from services.assignment.domain.rules import OwnershipRules
-from services.assignment.projections import row_change
+from services.assignment.projections import RowChange, merged, row_change
 from services.assignment.publishers import to_integration_events
 from services.assignment.readmodel import InvalidCursor, decode_cursor, encode_cursor
 from shared.events import LeadClaimed, LeadReleased, deterministic_event_id
@@ -51,6 +51,27 @@ def test_the_view_follows_owner_stage_and_deadline():
     assert claimed.values["owner"] == "rep-1" and claimed.values["due_reason"] == "no_first_contact"
     assert followed.values["due_at"] == NOW + timedelta(hours=1) + RULES.follow_up_sla
     assert released.values["owner"] is None and released.values["due_at"] is None and released.values["stage"] == "new"
+
+
+def test_a_batch_of_changes_becomes_one_change_per_lead_with_the_same_effect():
+    _, events = history()
+    changes = [change for event in events if (change := row_change(event)) is not None]
+    other = RowChange("other", {"grade": "A"})
+    (lead, other_lead) = merged([changes[0], other, *changes[1:]])
+    assert (lead.lead_id, other_lead) == (changes[0].lead_id, other)
+    expected: dict = {}
+    for change in changes:
+        expected.update(change.values)
+    assert lead.insert and lead.values == expected
+    # Should the row exist already, the insert does nothing but what later changes set still applies.
+    assert set(lead.then_set) == {k for change in changes[1:] for k in change.values}
+    assert "region" not in lead.then_set
+
+
+def test_updates_alone_merge_into_one_update():
+    first, second = RowChange("x", {"grade": "B", "stage": "new"}), RowChange("x", {"grade": "A"})
+    (only,) = merged([first, second])
+    assert not only.insert and only.values == {"grade": "A", "stage": "new"} and only.then_set == ()
 
 
 def test_cursors_round_trip():
