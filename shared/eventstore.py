@@ -15,7 +15,7 @@ from eventsourcing.utils import get_topic
 from psycopg import sql
 
 from shared.config import ServiceSettings
-from shared.consumer import Delivered, tracking_name
+from shared.consumer import Delivered, PartitionBatch, tracking_name
 
 
 def ensure_schema(settings: ServiceSettings, schema: str) -> None:
@@ -99,6 +99,9 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
         )
 
     def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
+        # eventsourcing records one ``tracking`` position; a batch spanning partitions brings the others.
+        for tracking in kwargs.get("more_tracking", ()):
+            self._insert_tracking(curs, tracking)
         super()._insert_events(curs, stored_events, **kwargs)
         event_ids = kwargs.get("processed_event_ids")
         if event_ids:
@@ -173,10 +176,12 @@ class EventSourcedApplication(Application[UUID]):
     def tracked_position(self, name: str) -> int | None:
         return self.recorder.max_tracking_id(name)
 
-    def save_tracked(self, aggregates: Iterable[Aggregate], tracking: Tracking, **kwargs: Any) -> None:
-        """Save the aggregates' new events and the tracking record in one transaction."""
-        processing = ProcessingEvent[UUID](tracking=tracking)
-        collect(processing, aggregates, **kwargs)
+    def save_tracked(self, aggregates: Iterable[Aggregate], trackings: Sequence[Tracking], **kwargs: Any) -> None:
+        """Save the aggregates' new events and the tracking records in one transaction (IntegrityError, and
+        nothing saved, if a tracking record is not past the one stored under its name)."""
+        first, *more = sorted(trackings, key=lambda t: t.application_name)  # one lock order for every writer
+        processing = ProcessingEvent[UUID](tracking=first)
+        collect(processing, aggregates, more_tracking=more, **kwargs)
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
@@ -216,21 +221,26 @@ class UnitOfWork:
         return self._aggregates.values()
 
 
+class PartlyApplied(Exception):
+    """Some, not all, of a batch's partitions were applied before (another consumer had them meanwhile)."""
+
+
 def apply_tracked_batch(
     app: EventSourcedApplication,
-    tracking: Tracking,
+    trackings: Sequence[Tracking],
     delivered: Sequence[Delivered],
     apply: Callable[[UnitOfWork, Delivered], None],
     *,
     aggregate_ids: Callable[[Delivered], Iterable[UUID]] | None = None,
     attempts: int = 5,
 ) -> int:
-    """Apply a batch of upstream events and record the position in the same transaction.
+    """Apply a batch of upstream events and record the positions in the same transaction.
 
     Each event not applied before (by CloudEvents ``id``) goes through ``apply`` with a
     :class:`UnitOfWork` that is fresh on every attempt; a version conflict with a concurrent
     command is retried from fresh state. Returns how many events this call applied: 0 when the
-    position was already recorded (the batch had been applied before). Exactly-once effect.
+    positions were already recorded (the batch had been applied before); raises :class:`PartlyApplied`
+    (nothing recorded) when only some were. Exactly-once effect.
     ``aggregate_ids`` (optional) names the aggregates an event touches, so that a batch of mostly new
     leads costs one existence query instead of one per lead.
     """
@@ -247,15 +257,17 @@ def apply_tracked_batch(
         for item in fresh:
             apply(unit, item)
         try:
-            app.save_tracked(unit.aggregates, tracking, processed_event_ids=[d.envelope.id for d in fresh])
+            app.save_tracked(unit.aggregates, trackings, processed_event_ids=[d.envelope.id for d in fresh])
             return len(fresh)
         except IntegrityError:
-            # Either this position was recorded before (the tracking insert refuses to go back or
-            # stand still: nothing to do), or a concurrent command moved an aggregate on (try again;
-            # the repository fast-forwards on reload).
-            position = app.recorder.max_tracking_id(tracking.application_name)
-            if position is not None and position >= tracking.notification_id:
+            # Either positions were recorded before (the tracking insert refuses to go back or stand
+            # still), or a concurrent command moved an aggregate on (try again; the repository
+            # fast-forwards on reload).
+            recorded = [(app.recorder.max_tracking_id(t.application_name) or -1) >= t.notification_id for t in trackings]
+            if all(recorded):
                 return 0
+            if any(recorded):
+                raise PartlyApplied from None
             if attempt == attempts - 1:
                 raise
     return 0
@@ -275,12 +287,20 @@ def tracked_batch_handler(
     topic: str,
     apply: Callable[[UnitOfWork, Delivered], None],
     aggregate_ids: Callable[[Delivered], Iterable[UUID]] | None = None,
-) -> Callable[[int, list[Delivered], int], int]:
+) -> Callable[[list[PartitionBatch]], int]:
     """A batch handler for :class:`shared.consumer.TopicConsumer` that applies events to aggregates
-    exactly once (see :func:`apply_tracked_batch`)."""
+    exactly once (see :func:`apply_tracked_batch`): a poll's partitions in one transaction, or each
+    in its own should some of them have been applied meanwhile (a rebalance handed them on and back)."""
 
-    def handle(partition: int, delivered: list[Delivered], next_offset: int) -> int:
-        tracking = Tracking(tracking_name(topic, partition), next_offset)
-        return apply_tracked_batch(app, tracking, delivered, apply, aggregate_ids=aggregate_ids)
+    def apply_batches(batches: list[PartitionBatch]) -> int:
+        trackings = [Tracking(tracking_name(topic, batch.partition), batch.next_offset) for batch in batches]
+        delivered = [item for batch in batches for item in batch.delivered]
+        return apply_tracked_batch(app, trackings, delivered, apply, aggregate_ids=aggregate_ids)
+
+    def handle(batches: list[PartitionBatch]) -> int:
+        try:
+            return apply_batches(batches)
+        except PartlyApplied:
+            return sum(apply_batches([batch]) for batch in batches)
 
     return handle

@@ -92,7 +92,7 @@ def seed_owned_leads(
                 update={"reported_by": f"bench-rep-{n // LEADS_PER_REP}"}
             )
             batch.append(Delivered(0, n, make_envelope(payload, service="intake", time=clock.now), payload))
-        apply_tracked_batch(app, Tracking(f"{topic}:0", high), batch, policy)
+        apply_tracked_batch(app, [Tracking(f"{topic}:0", high)], batch, policy)
         progress.update(high)
     clock.now = start
     progress.finish()

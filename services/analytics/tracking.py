@@ -1,8 +1,8 @@
 """Exactly-once effect for an instance: rows, positions and processed event ids in one transaction.
 
-The position row of the partition is locked first (``FOR UPDATE``), so two consumers of the same
-instance (the service and a replay CLI) never apply the same batch twice; a batch ending at or
-before the stored position is skipped; an event whose CloudEvents ``id`` was applied before (a
+The position rows of the poll's partitions are locked first (``FOR UPDATE``, in partition order), so
+two consumers of the same instance (the service and a replay CLI) never apply the same batch twice; a
+partition's batch ending at or before its stored position is skipped; an event whose CloudEvents ``id`` was applied before (a
 republication at a later offset) is dropped by the insert into ``processed_events``.
 """
 
@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool
 from services.analytics.catalog import Instance
 from services.analytics.projections import Fact
 from services.analytics.projections.base import array_literal, in_schema
-from shared.consumer import Delivered
+from shared.consumer import Delivered, PartitionBatch
 
 ENSURE_POSITION = "INSERT INTO {schema}.positions (topic, partition, next_offset) VALUES (%s, %s, 0) ON CONFLICT DO NOTHING"
 LOCK_POSITION = "SELECT next_offset FROM {schema}.positions WHERE topic = %s AND partition = %s FOR UPDATE"
@@ -40,19 +40,25 @@ class InstanceWriter:
         stored = dict(rows)
         return {partition: stored.get(partition) for partition in partitions or stored}
 
-    def handle_batch(self, partition: int, delivered: list[Delivered], next_offset: int) -> int:
-        """Apply one partition's batch to every projection of the instance; returns how many events were new."""
+    def handle_batch(self, batches: list[PartitionBatch]) -> int:
+        """Apply what one poll brought to every projection of the instance, in one transaction; returns how
+        many events were new. A partition's batch ending at or before its stored position is skipped."""
         schema = self.instance.name
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             # Rows and positions commit together, so a crash can only lose a whole suffix of batches,
             # which are then read again from the topic: waiting for each WAL flush buys nothing here.
             cur.execute("SET LOCAL synchronous_commit = off")
-            cur.execute(in_schema(ENSURE_POSITION, schema), (self.topic, partition))
-            cur.execute(in_schema(LOCK_POSITION, schema), (self.topic, partition))
-            stored = cur.fetchone()[0]
-            if stored >= next_offset:
+            unseen: list[Delivered] = []
+            advanced: list[PartitionBatch] = []
+            for batch in sorted(batches, key=lambda b: b.partition):  # one lock order for every writer
+                cur.execute(in_schema(ENSURE_POSITION, schema), (self.topic, batch.partition))
+                cur.execute(in_schema(LOCK_POSITION, schema), (self.topic, batch.partition))
+                stored = cur.fetchone()[0]
+                if stored < batch.next_offset:
+                    unseen.extend(d for d in batch.delivered if d.offset >= stored)
+                    advanced.append(batch)
+            if not advanced:
                 return 0
-            unseen = [d for d in delivered if d.offset >= stored]
             facts: list[Fact] = []
             if unseen:
                 cur.execute(in_schema(MARK_PROCESSED, schema), (array_literal([d.envelope.id for d in unseen]),))
@@ -64,5 +70,6 @@ class InstanceWriter:
             if facts:
                 for projection in self.instance.projections:
                     projection.apply(cur, schema, facts)
-            cur.execute(in_schema(STORE_POSITION, schema), (next_offset, self.topic, partition))
+            for batch in advanced:
+                cur.execute(in_schema(STORE_POSITION, schema), (batch.next_offset, self.topic, batch.partition))
             return len(facts)

@@ -21,7 +21,7 @@ from services.assignment.readmodel import ReadModel
 from services.assignment.recycling import Recycler
 from services.assignment.turns import LeadTurns
 from shared.clock import Clock, system_clock
-from shared.consumer import Delivered, TopicConsumer
+from shared.consumer import PartitionBatch, TopicConsumer
 from shared.eventstore import ensure_schema, tracked_batch_handler, tracked_partition_positions
 from shared.relay import OutboxRelay, build_producer
 from shared.scheduler import Ticker
@@ -53,13 +53,14 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         policy = UpstreamPolicy(rules, routing, clock)
         apply_batch = tracked_batch_handler(assignment, settings.topic, policy, policy.aggregate_ids)
 
-        def handle_batch(partition: int, batch: list[Delivered], next_offset: int) -> int:
-            relevant = handled(batch)
+        def handle_batch(batches: list[PartitionBatch]) -> int:
+            # A partition with nothing to apply is left out (no transaction at all when none has any):
+            # its stored position stays behind until its next relevant batch, so a restart re-reads (and
+            # again ignores) at most these events.
+            relevant = [batch._replace(delivered=events) for batch in batches if (events := handled(batch.delivered))]
             if not relevant:
-                # Nothing to apply: skip the transaction. The stored position stays behind until the
-                # next relevant batch, so a restart re-reads (and again ignores) at most these events.
                 return 0
-            applied = apply_batch(partition, relevant, next_offset)
+            applied = apply_batch(relevant)
             if applied:
                 nudge()
             return applied

@@ -13,10 +13,11 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import Tracking
 
 from shared.config import ServiceSettings
-from shared.consumer import Delivered, TopicConsumer, tracking_name
+from shared.consumer import Delivered, PartitionBatch, TopicConsumer, tracking_name
 from shared.events import LeadClaimed, encode, kafka_headers, make_envelope
 from shared.eventstore import (
     EventSourcedApplication,
+    PartlyApplied,
     UnitOfWork,
     apply_tracked_batch,
     eventsourcing_env,
@@ -136,9 +137,9 @@ async def test_consumer_applies_each_event_once_across_restarts_and_duplicates(a
 def test_applying_the_same_batch_twice_changes_nothing(app):
     batch = [Delivered(0, n, env, env.payload()) for n, env in enumerate(envelopes(leads=3, claims=2))]
     tracking = Tracking(tracking_name("t", 0), len(batch))
-    assert apply_tracked_batch(app, tracking, batch, apply) == 6
+    assert apply_tracked_batch(app, [tracking], batch, apply) == 6
     recorded = app.recorder.max_notification_id()
-    assert apply_tracked_batch(app, tracking, batch, apply) == 0
+    assert apply_tracked_batch(app, [tracking], batch, apply) == 0
     assert app.recorder.max_notification_id() == recorded
     assert claims_of(app, 3)["lead-2"] == ["rep-0", "rep-1"]
 
@@ -158,7 +159,7 @@ def test_a_concurrent_command_conflict_is_retried_from_fresh_state(app):
         calls.append(1)
         agg.claim(item.payload.rep_id)
 
-    assert apply_tracked_batch(app, Tracking("t:0", 1), [Delivered(0, 0, env, env.payload())], apply_racing) == 1
+    assert apply_tracked_batch(app, [Tracking("t:0", 1)], [Delivered(0, 0, env, env.payload())], apply_racing) == 1
     assert len(calls) == 2
     assert app.repository.get(ownership.id).claims == ["rep-command", "rep-0"]
 
@@ -169,7 +170,7 @@ def test_large_batches_record_positions_and_ids_together(app):
     for _ in range(5):
         batch = [Delivered(0, offset + n, env, env.payload()) for n, env in enumerate(envelopes(leads=100, claims=10))]
         offset += len(batch)
-        assert apply_tracked_batch(app, Tracking("t:0", offset), batch, apply) == 1000
+        assert apply_tracked_batch(app, [Tracking("t:0", offset)], batch, apply) == 1000
     assert app.recorder.max_tracking_id("t:0") == 5000
     assert len(app.recorder.already_processed([d.envelope.id for d in batch])) == 1000
 
@@ -185,7 +186,26 @@ def test_preload_answers_absent_aggregates_without_asking_one_by_one(app, monkey
     assert unit.get(known.id).lead_id == "lead-known"
     batch = [Delivered(0, n, env, env.payload()) for n, env in enumerate(envelopes(leads=50, claims=1))]
     applied = apply_tracked_batch(
-        app, Tracking("t:0", 50), batch, apply, aggregate_ids=lambda d: [Ownership.create_id(d.payload.lead_id)]
+        app, [Tracking("t:0", 50)], batch, apply, aggregate_ids=lambda d: [Ownership.create_id(d.payload.lead_id)]
     )
     assert applied == 50
     assert claims_of(app, 50)["lead-49"] == ["rep-0"]
+
+
+def test_a_poll_spanning_partitions_is_one_transaction_or_per_partition_when_one_was_applied(app):
+    events = envelopes(leads=4, claims=2)
+    on_0 = [Delivered(0, n, env, env.payload()) for n, env in enumerate(events[:4])]
+    on_1 = [Delivered(1, n, env, env.payload()) for n, env in enumerate(events[4:])]
+    handle = tracked_batch_handler(app, "t", apply)
+    assert handle([PartitionBatch(0, on_0, len(on_0))]) == len(on_0)
+    # Partition 0's batch was applied before (another replica had it): partition 1's still applies, once.
+    assert handle([PartitionBatch(0, on_0, len(on_0)), PartitionBatch(1, on_1, len(on_1))]) == len(on_1)
+    assert handle([PartitionBatch(0, on_0, len(on_0)), PartitionBatch(1, on_1, len(on_1))]) == 0
+    assert (app.recorder.max_tracking_id("t:0"), app.recorder.max_tracking_id("t:1")) == (len(on_0), len(on_1))
+    assert claims_of(app, 4) == {f"lead-{n}": ["rep-0", "rep-1"] for n in range(4)}
+    # Both positions move in one transaction: a stale one refuses the whole save, nothing half-recorded.
+    more = [Delivered(1, len(on_1), env, env.payload()) for env in envelopes(leads=1, claims=1)]
+    stale = [Tracking("t:0", len(on_0)), Tracking("t:1", len(on_1) + 1)]
+    with pytest.raises(PartlyApplied):
+        apply_tracked_batch(app, stale, more, apply)
+    assert app.recorder.max_tracking_id("t:1") == len(on_1)
