@@ -30,14 +30,15 @@ class KeywordRule(_Strict):
     points: int
 
     def first_match(self, folded_text: str) -> str | None:
-        for keyword, folded in zip(self.keywords, self._folded, strict=True):
+        for keyword, folded in self._folded:
             if folded in folded_text:
                 return keyword
         return None
 
-    @property
-    def _folded(self) -> tuple[str, ...]:
-        return _fold_keywords(tuple(self.keywords))
+    @functools.cached_property
+    def _folded(self) -> tuple[tuple[str, str], ...]:
+        """(keyword, case-folded keyword) pairs, folded once per rule rather than once per lead."""
+        return tuple((keyword, keyword.casefold()) for keyword in self.keywords)
 
 
 class SizeRule(_Strict):
@@ -85,6 +86,10 @@ class ScoringRules(_Strict):
     profile: ProfileRules = ProfileRules()
     signals: dict[str, SignalRule] = Field(default_factory=dict)
 
+    @functools.cached_property
+    def _sizes_largest_first(self) -> list[SizeRule]:
+        return sorted(self.profile.company_size, key=lambda r: -r.at_least)
+
     def grade_for(self, score: int) -> Grade:
         if score >= self.grades.A:
             return "A"
@@ -103,7 +108,7 @@ class ScoringRules(_Strict):
                 reasons.append({"rule": dimension, "matched": keyword, "points": rule.points})
         size = company_size_of(profile.get("company_size"))
         if size is not None:
-            for size_rule in sorted(self.profile.company_size, key=lambda r: -r.at_least):
+            for size_rule in self._sizes_largest_first:
                 if size >= size_rule.at_least:
                     reasons.append({"rule": "company_size", "matched": f">={size_rule.at_least}", "points": size_rule.points})
                     break
@@ -126,11 +131,6 @@ def _first_keyword_match(rules: Sequence[KeywordRule], value: str) -> tuple[Keyw
         if (keyword := rule.first_match(text)) is not None:
             return rule, keyword
     return None
-
-
-@functools.cache
-def _fold_keywords(keywords: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(keyword.casefold() for keyword in keywords)
 
 
 _NUMBER = re.compile(r"\d[\d,]*")
