@@ -21,6 +21,24 @@ COLUMNS = (
     "protected_until, last_contact_at, due_at, due_reason, released_at"
 )
 POOL_FILTERS = ("region", "industry", "grade", "source")
+# The columns the projector writes, with their types (the element type of each column's array parameter).
+WRITTEN = {
+    "lead_id": "text",
+    "region": "text",
+    "industry": "text",
+    "grade": "text",
+    "source": "text",
+    "captured_at": "timestamptz",
+    "stage": "text",
+    "owner": "text",
+    "how": "text",
+    "claimed_at": "timestamptz",
+    "protected_until": "timestamptz",
+    "last_contact_at": "timestamptz",
+    "due_at": "timestamptz",
+    "due_reason": "text",
+    "released_at": "timestamptz",
+}
 
 DDL = """
 CREATE TABLE IF NOT EXISTS {schema}.ownership_view (
@@ -47,6 +65,25 @@ CREATE INDEX IF NOT EXISTS ownership_view_owner ON {schema}.ownership_view (owne
 CREATE INDEX IF NOT EXISTS ownership_view_due ON {schema}.ownership_view (due_at, lead_id) WHERE due_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS {schema}.projection_positions (name text PRIMARY KEY, position bigint NOT NULL);
 """
+
+
+def column_arrays(names: tuple[str, ...], changes: list[RowChange]) -> list[list[Any]] | None:
+    """The changes' values as one list per column (``lead_id`` first, then ``names``), to be sent as
+    arrays and written by one statement. None when a list would hold both timezone-aware and naive
+    datetimes: one array has one element type, whereas a statement per row converts each value by
+    its own (a naive one in the session's time zone)."""
+    columns = [[change.lead_id for change in changes]]
+    for name in names:
+        values = [change.values[name] for change in changes]
+        if WRITTEN[name] == "timestamptz" and not _one_datetime_kind(values):
+            return None
+        columns.append(values)
+    return columns
+
+
+def _one_datetime_kind(values: list[Any]) -> bool:
+    kinds = {value.tzinfo is not None and value.utcoffset() is not None for value in values if value is not None}
+    return len(kinds) <= 1
 
 
 class InvalidCursor(ValueError):
@@ -105,17 +142,29 @@ class ReadModel:
             ).fetchone()
             if stored is None or stored[0] != after:
                 return False
-            groups: dict[tuple[bool, tuple[str, ...], tuple[str, ...]], list[dict[str, Any]]] = {}
-            for change in merged(changes):  # leads are independent: each group is one pipelined statement
-                key = (change.insert, tuple(change.values), change.then_set)
-                groups.setdefault(key, []).append({**change.values, "lead_id": change.lead_id})
+            groups: dict[tuple[bool, tuple[str, ...], tuple[str, ...]], list[RowChange]] = {}
+            for change in merged(changes):  # leads are independent: each group is one statement
+                groups.setdefault((change.insert, tuple(change.values), change.then_set), []).append(change)
             with conn.cursor() as cur:
-                for (insert, names, then_set), params in groups.items():
-                    cur.executemany(self._statement(insert, names, then_set), params)
+                for (insert, names, then_set), group in groups.items():
+                    columns = column_arrays(names, group)
+                    if columns is not None:
+                        cur.execute(self._statement(insert, names, then_set, arrays=True), columns)
+                    else:
+                        params = [{**change.values, "lead_id": change.lead_id} for change in group]
+                        cur.executemany(self._statement(insert, names, then_set), params)
             conn.execute(sql.SQL("UPDATE {} SET position = %s WHERE name = %s").format(self.positions), (position, PROJECTION))
         return True
 
-    def _statement(self, insert: bool, names: tuple[str, ...], then_set: tuple[str, ...]) -> sql.Composed:
+    def _statement(
+        self, insert: bool, names: tuple[str, ...], then_set: tuple[str, ...], *, arrays: bool = False
+    ) -> sql.Composed:
+        """The statement of one group of changes: one row per execution (named parameters), or with
+        ``arrays`` every row at once from one array per column (``lead_id`` first, see :func:`column_arrays`)."""
+        columns = sql.SQL(", ").join(map(sql.Identifier, ("lead_id", *names)))
+        rows = sql.SQL("unnest({})").format(
+            sql.SQL(", ").join(sql.SQL("%b::{}[]").format(sql.SQL(WRITTEN[n])) for n in ("lead_id", *names))
+        )
         if insert:
             on_conflict = (
                 sql.SQL("DO UPDATE SET {}").format(
@@ -124,11 +173,18 @@ class ReadModel:
                 if then_set
                 else sql.SQL("DO NOTHING")
             )
-            return sql.SQL("INSERT INTO {} (lead_id, {}) VALUES (%(lead_id)s, {}) ON CONFLICT (lead_id) {}").format(
+            values = (
+                sql.SQL("SELECT * FROM {}").format(rows)
+                if arrays
+                else sql.SQL("VALUES ({})").format(sql.SQL(", ").join(sql.Placeholder(n) for n in ("lead_id", *names)))
+            )
+            return sql.SQL("INSERT INTO {} ({}) {} ON CONFLICT (lead_id) {}").format(self.table, columns, values, on_conflict)
+        if arrays:
+            return sql.SQL("UPDATE {} AS t SET {} FROM {} AS v ({}) WHERE t.lead_id = v.lead_id").format(
                 self.table,
-                sql.SQL(", ").join(map(sql.Identifier, names)),
-                sql.SQL(", ").join(sql.Placeholder(n) for n in names),
-                on_conflict,
+                sql.SQL(", ").join(sql.SQL("{0} = v.{0}").format(sql.Identifier(n)) for n in names),
+                rows,
+                columns,
             )
         return sql.SQL("UPDATE {} SET {} WHERE lead_id = %(lead_id)s").format(
             self.table, sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(n), sql.Placeholder(n)) for n in names)

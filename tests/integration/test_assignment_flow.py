@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from services.assignment.app import AssignmentApplication, eventstore_env
@@ -173,3 +174,18 @@ def test_a_batch_is_applied_per_lead_in_order_even_over_a_row_that_exists(view):
     owned = view.rep_page("rep-1", 10, None).items
     assert [(row["lead_id"], row["grade"], row["stage"]) for row in owned] == [("a", "B", "assigned")]
     assert view.position() == 7
+
+
+def test_aware_and_naive_times_in_one_batch_are_each_written_as_a_statement_per_row_would(view):
+    registered = {"region": None, "industry": None, "grade": "B", "source": "web_form", "stage": "new"}
+    beijing = timezone(timedelta(hours=8))
+    batch = [
+        RowChange("aware", {**registered, "captured_at": datetime(2026, 1, 1, 12, 0, tzinfo=beijing)}, insert=True),
+        RowChange("naive", {**registered, "captured_at": datetime(2026, 1, 1, 12, 0)}, insert=True),
+    ]
+    assert view.apply(batch, 0, 2)
+    with view.pool.connection() as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        rows = dict(conn.execute(sql.SQL("SELECT lead_id, captured_at::text FROM {}").format(view.table)).fetchall())
+    # The naive time is read in the session's time zone (UTC here), exactly as a single parameter would be.
+    assert rows == {"aware": "2026-01-01 04:00:00+00", "naive": "2026-01-01 12:00:00+00"}

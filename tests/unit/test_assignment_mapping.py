@@ -13,7 +13,7 @@ from services.assignment.domain.rep import Rep
 from services.assignment.domain.rules import OwnershipRules
 from services.assignment.projections import RowChange, merged, row_change
 from services.assignment.publishers import to_integration_events
-from services.assignment.readmodel import InvalidCursor, decode_cursor, encode_cursor
+from services.assignment.readmodel import InvalidCursor, column_arrays, decode_cursor, encode_cursor
 from shared.events import LeadClaimed, LeadReleased, deterministic_event_id
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -72,6 +72,21 @@ def test_updates_alone_merge_into_one_update():
     first, second = RowChange("x", {"grade": "B", "stage": "new"}), RowChange("x", {"grade": "A"})
     (only,) = merged([first, second])
     assert not only.insert and only.values == {"grade": "A", "stage": "new"} and only.then_set == ()
+
+
+def test_a_group_of_changes_is_sent_as_one_array_per_column_lead_id_first():
+    changes = [RowChange("a", {"grade": "B", "due_at": NOW}), RowChange("b", {"grade": None, "due_at": None})]
+    assert column_arrays(("grade", "due_at"), changes) == [["a", "b"], ["B", None], [NOW, None]]
+    naive = NOW.replace(tzinfo=None)
+    assert column_arrays(("due_at",), [RowChange("a", {"due_at": naive}), RowChange("b", {"due_at": None})]) == [
+        ["a", "b"],
+        [naive, None],
+    ]
+
+
+def test_aware_and_naive_datetimes_in_one_column_are_not_sent_as_one_array():
+    changes = [RowChange("a", {"due_at": NOW}), RowChange("b", {"due_at": NOW.replace(tzinfo=None)})]
+    assert column_arrays(("due_at",), changes) is None
 
 
 def test_cursors_round_trip():
