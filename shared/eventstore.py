@@ -66,10 +66,11 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
                 sql.Identifier(self.datastore.schema), sql.Identifier(self.processed_table)
             )
         )
-        self._insert_processed = sql.SQL("INSERT INTO {0}.{1} (event_id) VALUES (%s) ON CONFLICT DO NOTHING").format(
-            sql.Identifier(self.datastore.schema), sql.Identifier(self.processed_table)
-        )
-        self._select_processed = sql.SQL("SELECT event_id FROM {0}.{1} WHERE event_id = ANY(%s)").format(
+        # One statement for a whole batch of ids, the array sent in binary.
+        self._insert_processed = sql.SQL(
+            "INSERT INTO {0}.{1} (event_id) SELECT unnest(%b::text[]) ON CONFLICT DO NOTHING"
+        ).format(sql.Identifier(self.datastore.schema), sql.Identifier(self.processed_table))
+        self._select_processed = sql.SQL("SELECT event_id FROM {0}.{1} WHERE event_id = ANY(%b::text[])").format(
             sql.Identifier(self.datastore.schema), sql.Identifier(self.processed_table)
         )
         # One array per column, sent in binary (%b): eventsourcing sends one array of a composite type,
@@ -108,13 +109,13 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
             # A cursor of its own: the tracking insert above reads its RETURNING row from ``curs``,
             # and in pipeline mode a further statement on the same cursor would take that result away.
             with curs.connection.cursor() as ids_cursor:
-                ids_cursor.executemany(self._insert_processed, [(event_id,) for event_id in event_ids])
+                ids_cursor.execute(self._insert_processed, (list(event_ids),))
 
     def existing_originators(self, originator_ids: list[UUID]) -> set[UUID]:
         """Which of these aggregates have any events (one query for a whole batch of look-ups)."""
         if not originator_ids:
             return set()
-        statement = sql.SQL("SELECT DISTINCT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s)").format(
+        statement = sql.SQL("SELECT DISTINCT originator_id FROM {0}.{1} WHERE originator_id = ANY(%b::uuid[])").format(
             sql.Identifier(self.datastore.schema), sql.Identifier(self.events_table_name)
         )
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
