@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.utils import resolve_topic
 
 from services.followup.domain.lead_file import LeadFile
 
@@ -53,6 +54,16 @@ class ReminderDue:
 
 
 Change = TaskAdded | TaskDone | TaskOverdue | TaskCancelled | ReminderDue
+
+
+# The recorded events :func:`changes_for` maps to changes; every other event changes no read model.
+PROJECTED = (LeadFile.TaskScheduled, LeadFile.TaskCompleted, LeadFile.TaskOverdue, LeadFile.TaskCancelled, LeadFile.DeadlineSet)
+
+
+def projected(topic: str) -> bool:
+    """Whether an event recorded under ``topic`` may change a read model: the others need not be decoded
+    (most of the log: every captured lead opens a file, and only claims and contacts plan tasks)."""
+    return issubclass(resolve_topic(topic), PROJECTED)
 
 
 def changes_for(event: DomainEventProtocol) -> list[Change]:

@@ -20,7 +20,16 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from services.followup.app import FollowupApplication
-from services.followup.projections import Change, ReminderDue, TaskAdded, TaskCancelled, TaskDone, TaskOverdue, changes_for
+from services.followup.projections import (
+    Change,
+    ReminderDue,
+    TaskAdded,
+    TaskCancelled,
+    TaskDone,
+    TaskOverdue,
+    changes_for,
+    projected,
+)
 from shared.follow import FollowLoop
 
 _DDL = """
@@ -190,7 +199,8 @@ class TaskBoardProjector:
         """Project the next batch of the log (blocking); returns how many notifications it covered."""
         position = self.board.position()
         notifications = self.app.recorder.select_notifications(position + 1, self.batch_size)
-        batch = [(n.id, changes_for(self.app.mapper.to_domain_event(n))) for n in notifications]
+        to_domain_event = self.app.mapper.to_domain_event
+        batch = [(n.id, changes_for(to_domain_event(n)) if projected(n.topic) else []) for n in notifications]
         self.board.apply(batch)
         return len(batch)
 

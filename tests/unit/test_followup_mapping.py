@@ -1,7 +1,12 @@
 """What followup publishes and what its read model learns, from the recorded domain events (pure)."""
 
+import uuid
+
+from eventsourcing.utils import get_topic
+
 from services.followup.domain.contact import Contact
-from services.followup.projections import ReminderDue, TaskAdded, TaskDone, changes_for
+from services.followup.domain.lead_file import LeadFile
+from services.followup.projections import PROJECTED, ReminderDue, TaskAdded, TaskDone, changes_for, projected
 from services.followup.publishers import to_integration_events
 from shared.events import decode, encode
 from tests.unit.test_followup_cadence import D
@@ -66,3 +71,17 @@ def test_trace_of_upstream_events_is_carried():
     file, _ = claimed()
     envelope = next(env for e in file.collect_events() for env in to_integration_events(e, None))
     assert envelope.correlationid == TRACE["correlation_id"]
+
+
+def test_only_the_events_that_change_a_read_model_are_projected():
+    """The projector decodes only events of projected topics: every other event must change nothing."""
+    classes = [c for c in vars(LeadFile).values() if isinstance(c, type) and issubclass(c, LeadFile.Event)]
+    assert set(PROJECTED) < set(classes)
+    for cls in classes:
+        if projected(get_topic(cls)):
+            continue
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", {"originator_id": uuid.UUID(LEAD), "originator_version": 1})
+        assert changes_for(event) == [], cls.__name__
+    recorded_changes = [e for e in recorded() if changes_for(e)]
+    assert recorded_changes and all(projected(get_topic(type(e))) for e in recorded_changes)
