@@ -112,13 +112,13 @@ class TaskBoard:
         return row["notification_id"] if row else 0
 
     def apply(self, batch: Sequence[tuple[int, list[Change]]]) -> int:
-        """Apply (notification id, changes) pairs past the stored position, and the new position; one transaction."""
+        """Apply (notification id, changes) pairs past the stored position, and the new position; one transaction.
+        Returns the stored position after it (past this batch, or further if another replica got there first)."""
         if not batch:
-            return 0
+            return self.position()
         with self.pool.connection() as conn, conn.transaction():
             row = conn.execute(self._q("SELECT notification_id FROM {s}.task_board_position WHERE id = 1 FOR UPDATE")).fetchone()
             position = row["notification_id"]
-            applied = 0
             runs: list[tuple[str, list[dict[str, Any]]]] = []  # consecutive changes of one statement, in order
             for notification_id, changes in batch:
                 if notification_id <= position:
@@ -129,13 +129,12 @@ class TaskBoard:
                         runs[-1][1].append(params)
                     else:
                         runs.append((template, [params]))
-                applied += 1
             with conn.cursor() as cur:
                 for template, params_list in runs:
                     cur.executemany(self._q(template), params_list)  # pipelined: one round trip per run
             last = max(position, batch[-1][0])
             conn.execute(self._q("UPDATE {s}.task_board_position SET notification_id = %s WHERE id = 1"), (last,))
-        return applied
+        return last
 
     @staticmethod
     def _statement(change: Change) -> tuple[str, dict[str, Any]]:
@@ -188,6 +187,9 @@ class TaskBoardProjector:
         self.board = board
         self.batch_size = batch_size
         self.follow = FollowLoop(poll_interval)
+        # Where to read on from: the stored position as of this projector's last look (read first when None).
+        # Only a hint: the board skips, under its position lock, whatever another replica applied meanwhile.
+        self.position: int | None = None
 
     def nudge(self) -> None:
         self.follow.nudge()
@@ -197,11 +199,14 @@ class TaskBoardProjector:
 
     def project_once(self) -> int:
         """Project the next batch of the log (blocking); returns how many notifications it covered."""
-        position = self.board.position()
-        notifications = self.app.recorder.select_notifications(position + 1, self.batch_size)
+        if self.position is None:
+            self.position = self.board.position()
+        notifications = self.app.recorder.select_notifications(self.position + 1, self.batch_size)
+        if not notifications:
+            return 0
         to_domain_event = self.app.mapper.to_domain_event
         batch = [(n.id, changes_for(to_domain_event(n)) if projected(n.topic) else []) for n in notifications]
-        self.board.apply(batch)
+        self.position = self.board.apply(batch)
         return len(batch)
 
     def catch_up(self) -> None:

@@ -191,6 +191,28 @@ def test_the_task_board_applies_each_notification_once(followup, board):
     assert len(board.tasks(TaskQuery(lead_id=lead))) == 1
 
 
+def test_a_replica_reading_behind_the_board_skips_what_another_applied(followup, board):
+    at = datetime(2026, 11, 23, tzinfo=UTC)
+
+    def claimed_lead():
+        lead = str(uuid.uuid4())
+        file = LeadFile(lead_id=lead, grade="B", at=at, trace=TRACE)
+        file.claim("rep-8", at, RULES, TRACE)
+        followup.save(file)
+        return lead
+
+    first = claimed_lead()
+    replica = TaskBoardProjector(followup, board)
+    replica.catch_up()
+    second = claimed_lead()
+    projector = TaskBoardProjector(followup, board)
+    projector.catch_up()
+    assert replica.position < projector.position == board.position()
+    assert replica.project_once() > 0  # re-reads what the other applied; the board skips it under its lock
+    assert replica.position == board.position() and replica.project_once() == 0
+    assert [len(board.tasks(TaskQuery(lead_id=lead))) for lead in (first, second)] == [1, 1]
+
+
 def test_concurrent_follow_ups_on_one_lead_are_both_recorded(followup):
     lead = str(uuid.uuid4())
     at = datetime(2026, 11, 23, tzinfo=UTC)
