@@ -51,7 +51,7 @@ class LeadFile(Aggregate):
 
     @event("Opened")
     def __init__(self, *, lead_id: str, grade: Grade | None, at: datetime, trace: Trace) -> None:
-        self.lead_id = str(lead_file_id(lead_id))
+        self.lead_id = str(self.id)  # the lead's id in canonical form (the file's id is the lead's, see create_id)
         self.grade = grade
         self.opened_at = at
         self.stage: Stage = "new"
