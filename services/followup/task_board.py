@@ -78,6 +78,9 @@ _REMINDER_SET = (
     " ON CONFLICT (lead_id) DO UPDATE SET remind_at = EXCLUDED.remind_at"
 )
 _REMINDER_CLEARED = "DELETE FROM {s}.recycle_reminders WHERE lead_id = %(lead_id)s"
+_POSITION_PAST = (
+    "UPDATE {s}.task_board_position SET notification_id = GREATEST(notification_id, %s) WHERE id = 1 RETURNING notification_id"
+)
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,10 @@ class TaskBoard:
         Returns the stored position after it (past this batch, or further if another replica got there first)."""
         if not batch:
             return self.position()
+        if not any(changes for _, changes in batch):  # only the position moves: one statement, never backwards
+            with self.pool.connection() as conn:
+                row = conn.execute(self._q(_POSITION_PAST), (batch[-1][0],)).fetchone()
+            return row["notification_id"]
         with self.pool.connection() as conn, conn.transaction():
             row = conn.execute(self._q("SELECT notification_id FROM {s}.task_board_position WHERE id = 1 FOR UPDATE")).fetchone()
             position = row["notification_id"]

@@ -18,6 +18,7 @@ from services.followup.domain.lead_file import LeadFile
 from services.followup.due_watch import DueWatch
 from services.followup.escalation import Escalation
 from services.followup.policies import UpstreamPolicy
+from services.followup.projections import TaskCancelled
 from services.followup.publishers import to_integration_events
 from services.followup.task_board import TaskBoard, TaskBoardProjector, TaskQuery
 from shared.clock import FakeClock
@@ -187,7 +188,12 @@ def test_the_task_board_applies_each_notification_once(followup, board):
     replica = TaskBoardProjector(followup, board)
     assert projector.project_once() > 0
     assert replica.project_once() == 0  # a second replica finds nothing new past the stored position
-    board.apply([(1, [])])  # a stale batch from a slower replica is skipped under the position lock
+    position = board.position()
+    assert board.apply([(1, [])]) == position  # a stale batch from a slower replica never moves the position back
+    (task,) = board.tasks(TaskQuery(lead_id=lead))
+    assert board.apply([(1, [TaskCancelled(task["task_id"], at, "released")])]) == position  # nor applies its changes
+    assert board.task(task["task_id"])["status"] == "open"
+    assert board.apply([(position + 5, [])]) == position + 5 == board.position()
     assert len(board.tasks(TaskQuery(lead_id=lead))) == 1
 
 
