@@ -11,7 +11,7 @@ WITH_STACK_ENV = eval "$$($(STACK) env)" &&
 .PHONY: help venv stack-up stack-down up down clean test test-unit lint token bench bench-quick docs
 
 help:
-	@echo "make up        install what is missing, start Kafka, PostgreSQL and the four services"
+	@echo "make up        install what is missing, start Kafka, PostgreSQL, the four services and the streams worker"
 	@echo "make down      stop the services and the stack (data is kept)"
 	@echo "make test      install what is missing, start what the tests need, run unit+integration+e2e tests"
 	@echo "make lint      ruff + architecture checks"

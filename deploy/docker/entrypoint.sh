@@ -1,5 +1,6 @@
 #!/bin/sh
-# Starts one LeadFlow process: a service (intake|assignment|followup|analytics) or the topic bootstrap.
+# Starts one LeadFlow process: a service (intake|assignment|followup|analytics), analytics' faust streams
+# worker (analytics-streams), or the topic bootstrap.
 # The argument wins over LEADFLOW_SERVICE. `exec` makes Python PID 1, so it receives SIGTERM itself:
 # uvicorn drains in-flight requests, then the service stops its consumers and flushes its relay.
 set -eu
@@ -10,11 +11,15 @@ case "$what" in
     export LEADFLOW_SERVICE="$what"
     exec python -m "services.$what"
     ;;
+  analytics-streams)
+    export LEADFLOW_SERVICE="$what"
+    exec python -m services.analytics.streams worker -l info
+    ;;
   bootstrap-topic)
     exec python "$(dirname "$0")/topic_bootstrap.py"
     ;;
   *)
-    echo "usage: entrypoint.sh intake|assignment|followup|analytics|bootstrap-topic (or set LEADFLOW_SERVICE); got '$what'" >&2
+    echo "usage: entrypoint.sh intake|assignment|followup|analytics|analytics-streams|bootstrap-topic (or set LEADFLOW_SERVICE); got '$what'" >&2
     exit 64
     ;;
 esac

@@ -10,14 +10,14 @@ import os
 import sys
 import urllib.request
 
-DEFAULT_PORTS = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004}
+DEFAULT_PORTS = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004, "analytics-streams": 8014}
 
 
 def healthz_url(env: dict[str, str]) -> str:
     service = env.get("LEADFLOW_SERVICE", "")
     if service not in DEFAULT_PORTS:
         raise SystemExit(f"healthcheck: LEADFLOW_SERVICE must be one of {sorted(DEFAULT_PORTS)}, got {service!r}")
-    port = env.get(f"LEADFLOW_{service.upper()}_PORT", str(DEFAULT_PORTS[service]))
+    port = env.get(f"LEADFLOW_{service.upper().replace('-', '_')}_PORT", str(DEFAULT_PORTS[service]))
     return f"http://127.0.0.1:{port}/healthz"
 
 

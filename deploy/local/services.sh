@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start, stop and inspect the four LeadFlow services on the local stack (background processes).
+# Start, stop and inspect the four LeadFlow services and analytics' streams worker on the local stack
+# (background processes).
 #   services.sh start|stop|status
 # Logs: .stack/logs/<service>.log (JSON lines). PIDs: .stack/run/<service>.pid
 set -euo pipefail
@@ -8,7 +9,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PY="${LEADFLOW_PYTHON:-$ROOT/.venv/bin/python}"
 RUN="$ROOT/.stack/run"
 LOGS="$ROOT/.stack/logs"
-SERVICES=(intake assignment followup analytics)
+SERVICES=(intake assignment followup analytics analytics-streams)
 READY_TIMEOUT="${LEADFLOW_READY_TIMEOUT:-60}"
 
 port_of() {
@@ -17,8 +18,18 @@ port_of() {
     assignment) echo "${LEADFLOW_ASSIGNMENT_PORT:-8002}" ;;
     followup) echo "${LEADFLOW_FOLLOWUP_PORT:-8003}" ;;
     analytics) echo "${LEADFLOW_ANALYTICS_PORT:-8004}" ;;
+    analytics-streams) echo "${LEADFLOW_ANALYTICS_STREAMS_PORT:-8014}" ;;
   esac
 }
+
+# What each process runs, and the page that says it is ready (the faust worker has no database to wait for).
+command_of() {
+  case "$1" in
+    analytics-streams) echo "services.analytics.streams worker -l info" ;;
+    *) echo "services.$1" ;;
+  esac
+}
+ready_path_of() { [[ $1 == analytics-streams ]] && echo /healthz || echo /readyz; }
 
 running() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
@@ -35,13 +46,14 @@ start() {
       exit 1
     fi
     # Detached from this shell's terminal and pipes (a caller piping `make up` must not wait on them).
-    setsid nohup "$PY" -m "services.$svc" >>"$LOGS/$svc.log" 2>&1 </dev/null &
+    # shellcheck disable=SC2046 # the command's words are split on purpose
+    setsid nohup "$PY" -m $(command_of "$svc") >>"$LOGS/$svc.log" 2>&1 </dev/null &
     echo $! >"$RUN/$svc.pid"
   done
   local deadline=$((SECONDS + READY_TIMEOUT))
   for svc in "${SERVICES[@]}"; do
     local port; port="$(port_of "$svc")"
-    until curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
+    until curl -fsS "http://127.0.0.1:$port$(ready_path_of "$svc")" >/dev/null 2>&1; do
       if ! running "$svc"; then
         echo "error: $svc exited; last log lines:" >&2; tail -n 20 "$LOGS/$svc.log" >&2; exit 1
       fi
@@ -50,7 +62,11 @@ start() {
       fi
       sleep 0.5
     done
-    echo "$svc ready: http://localhost:$port  (docs: http://localhost:$port/docs)"
+    if [[ $svc == analytics-streams ]]; then
+      echo "$svc ready: http://localhost:$port/activity/  http://localhost:$port/hot-leads/"
+    else
+      echo "$svc ready: http://localhost:$port  (docs: http://localhost:$port/docs)"
+    fi
   done
 }
 

@@ -72,6 +72,7 @@ class Streams:
         app.timer(interval=max(1.0, min(self.hot_after / 4, 10.0)), name="hot-leads")(self.flag_hot_leads)
         app.page("/activity/")(self._activity_page)
         app.page("/hot-leads/")(self._hot_leads_page)
+        app.page("/healthz")(self._health_page)  # liveness, as every LeadFlow process answers it
 
     async def _route(self, records: Any) -> None:
         """Every valid event: counted by type (re-keyed by type), and tracked while its lead is unclaimed."""
@@ -118,6 +119,9 @@ class Streams:
         for (event_type, (start, _end)), count in self.activity_counts.data.items():
             out.setdefault(event_type, {})[utc_rfc3339_from(start)] = count
         return {kind: dict(sorted(windows.items())) for kind, windows in sorted(out.items())}
+
+    async def _health_page(self, request: Any) -> Any:
+        return self.app.web.json({"status": "ok"})
 
     async def _activity_page(self, request: Any) -> Any:
         return self.app.web.json({"window_seconds": self.window, "activity": self.activity_per_window()})

@@ -118,9 +118,23 @@ def test_each_service_waits_for_its_dependencies_and_is_health_checked(rendered,
     assert env["LEADFLOW_JWT_SECRET"] == "test-leadflow_jwt_secret"
 
 
+def test_the_streams_worker_runs_after_the_topic_exists_and_is_health_checked(rendered):
+    spec = rendered["services"]["analytics-streams"]
+    assert spec["command"] == ["analytics-streams"]
+    assert spec["depends_on"] == {
+        "kafka": {"condition": "service_healthy"},
+        "topic-bootstrap": {"condition": "service_completed_successfully"},
+    }
+    assert spec["healthcheck"]["test"] == ["CMD", "python", "/app/deploy/docker/healthcheck.py"]
+    env = spec["environment"]
+    assert env["LEADFLOW_SERVICE"] == "analytics-streams"
+    assert env["LEADFLOW_ANALYTICS_STREAMS_PORT"] in ("8014", 8014)
+    assert (env["LEADFLOW_HOST"], env["LEADFLOW_KAFKA_BOOTSTRAP"]) == ("0.0.0.0", "kafka:9092")
+
+
 def test_services_read_every_variable_compose_sets(rendered):
     known = settings_variables()
-    for name in (*SERVICES, "topic-bootstrap"):
+    for name in (*SERVICES, "analytics-streams", "topic-bootstrap"):
         unknown = {var for var in rendered["services"][name]["environment"] if var not in known}
         assert not unknown, f"{name}: no LeadFlow setting reads {sorted(unknown)}"
 

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "deploy" / "docker"
 SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004}
+PROCESSES = {**SERVICES, "analytics-streams": 8014}  # the services plus analytics' faust streams worker
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -48,7 +49,7 @@ def test_runs_as_a_numeric_non_root_user():
 
 def test_exposes_every_service_port_and_has_a_healthcheck():
     exposed = {int(port) for args in args_of("EXPOSE") for port in args.split()}
-    assert exposed == set(SERVICES.values())
+    assert exposed == set(PROCESSES.values())
     (healthcheck,) = args_of("HEALTHCHECK")
     assert "/app/deploy/docker/healthcheck.py" in healthcheck
 
@@ -74,7 +75,7 @@ def run_entrypoint(*args: str) -> subprocess.CompletedProcess[str]:
 def test_entrypoint_refuses_an_unknown_process_with_usage():
     result = run_entrypoint("billing")
     assert result.returncode == 64
-    assert "usage: entrypoint.sh intake|assignment|followup|analytics|bootstrap-topic" in result.stderr
+    assert "usage: entrypoint.sh intake|assignment|followup|analytics|analytics-streams|bootstrap-topic" in result.stderr
 
 
 def test_entrypoint_without_a_service_refuses_too():
@@ -89,12 +90,20 @@ def test_entrypoint_starts_exactly_the_contract_services():
         assert (ROOT / "services" / service / "__main__.py").exists(), f"python -m services.{service} has no __main__"
 
 
+def test_entrypoint_starts_the_streams_worker_as_analytics_streams():
+    script = (DOCKER / "entrypoint.sh").read_text(encoding="utf-8")
+    (case,) = re.findall(r"^\s*analytics-streams\)\n(.*?);;", script, flags=re.M | re.S)
+    assert 'export LEADFLOW_SERVICE="$what"' in case
+    assert "exec python -m services.analytics.streams worker" in case
+    assert (ROOT / "services" / "analytics" / "streams.py").exists()
+
+
 @pytest.fixture
 def healthcheck():
     return runpy.run_path(str(DOCKER / "healthcheck.py"))
 
 
-@pytest.mark.parametrize(("service", "port"), sorted(SERVICES.items()))
+@pytest.mark.parametrize(("service", "port"), sorted(PROCESSES.items()))
 def test_healthcheck_probes_the_service_default_port(healthcheck, service, port):
     assert healthcheck["healthz_url"]({"LEADFLOW_SERVICE": service}) == f"http://127.0.0.1:{port}/healthz"
 
@@ -102,6 +111,11 @@ def test_healthcheck_probes_the_service_default_port(healthcheck, service, port)
 def test_healthcheck_follows_a_port_override(healthcheck):
     env = {"LEADFLOW_SERVICE": "followup", "LEADFLOW_FOLLOWUP_PORT": "9103"}
     assert healthcheck["healthz_url"](env) == "http://127.0.0.1:9103/healthz"
+
+
+def test_healthcheck_follows_the_streams_worker_port_override(healthcheck):
+    env = {"LEADFLOW_SERVICE": "analytics-streams", "LEADFLOW_ANALYTICS_STREAMS_PORT": "9114"}
+    assert healthcheck["healthz_url"](env) == "http://127.0.0.1:9114/healthz"
 
 
 def test_healthcheck_without_a_known_service_fails_loudly(healthcheck):

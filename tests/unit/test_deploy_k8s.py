@@ -21,6 +21,7 @@ K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
 SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004}
 HTTP_SIDE = {"intake", "analytics"}
+STREAMS = "analytics-streams"  # analytics' faust worker: no database, so no readiness beyond being alive
 
 
 def kustomize() -> str:
@@ -46,7 +47,7 @@ def of_kind(docs: list[dict], kind: str) -> dict[str, dict]:
     return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
 
 
-def problems_of(deployment: dict) -> list[str]:
+def problems_of(deployment: dict, ready_path: str = "/readyz") -> list[str]:
     """What a Deployment lacks to be run safely: probes on the right paths, resources, a non-root user."""
     found = []
     pod = deployment["spec"]["template"]["spec"]
@@ -54,8 +55,8 @@ def problems_of(deployment: dict) -> list[str]:
         found.append("pod is not runAsNonRoot")
     for container in pod["containers"]:
         name = container["name"]
-        if container.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/readyz":
-            found.append(f"{name}: no readinessProbe on /readyz")
+        if container.get("readinessProbe", {}).get("httpGet", {}).get("path") != ready_path:
+            found.append(f"{name}: no readinessProbe on {ready_path}")
         if container.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz":
             found.append(f"{name}: no livenessProbe on /healthz")
         resources = container.get("resources", {})
@@ -70,9 +71,10 @@ def problems_of(deployment: dict) -> list[str]:
 def test_every_deployment_has_probes_resources_and_a_non_root_user(rendered):
     overlay, docs = rendered
     deployments = of_kind(docs, "Deployment")
-    assert set(deployments) == {f"leadflow-{service}" for service in SERVICES}
+    assert set(deployments) == {f"leadflow-{service}" for service in (*SERVICES, STREAMS)}
     for name, deployment in deployments.items():
-        assert problems_of(deployment) == [], f"{overlay}/{name}"
+        ready_path = "/healthz" if name == f"leadflow-{STREAMS}" else "/readyz"
+        assert problems_of(deployment, ready_path) == [], f"{overlay}/{name}"
 
 
 def test_the_check_catches_a_deployment_without_probes_or_resources(tmp_path):
@@ -128,6 +130,21 @@ def test_each_service_runs_its_own_process_on_its_port_behind_a_service(rendered
     service_doc = of_kind(docs, "Service")[f"leadflow-{service}"]
     assert service_doc["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     assert service_doc["spec"]["ports"][0]["port"] == port
+
+
+def test_the_streams_worker_runs_its_own_process_once_behind_a_service(rendered):
+    _, docs = rendered
+    deployment = of_kind(docs, "Deployment")[f"leadflow-{STREAMS}"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == [STREAMS]
+    assert container["ports"] == [{"name": "http", "containerPort": 8014}]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env == {"LEADFLOW_SERVICE": STREAMS, "LEADFLOW_ANALYTICS_STREAMS_PORT": "8014"}
+    assert deployment["spec"]["replicas"] == 1
+    assert container["resources"]["requests"]["cpu"] == "100m", "the HTTP side's production patch is not for it"
+    service_doc = of_kind(docs, "Service")[f"leadflow-{STREAMS}"]
+    assert service_doc["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert service_doc["spec"]["ports"][0]["port"] == 8014
 
 
 def test_graceful_shutdown_has_time_to_drain(rendered):
