@@ -63,9 +63,10 @@ class PartitionBatch(NamedTuple):
     next_offset: int
 
 
-# Applies what one poll brought (one batch per partition, in partition order) and stores each partition's
-# ``next_offset`` with its effects, atomically per partition (one transaction for all is what makes a
-# trickle of events cheap); returns how many events it applied (0 for batches applied before).
+# Applies what one poll brought (one batch per partition, in partition order: the order in which a handler
+# that locks position rows takes them) and stores each partition's ``next_offset`` atomically with its
+# effects, all partitions in one transaction where it can (what makes a trickle of events cheap); returns
+# how many events it applied (0 for batches applied before).
 BatchHandler = Callable[[list[PartitionBatch]], int]
 
 

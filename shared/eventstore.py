@@ -180,7 +180,8 @@ class EventSourcedApplication(Application[UUID]):
     def save_tracked(self, aggregates: Iterable[Aggregate], trackings: Sequence[Tracking], **kwargs: Any) -> None:
         """Save the aggregates' new events and the tracking records in one transaction (IntegrityError, and
         nothing saved, if a tracking record is not past the one stored under its name)."""
-        first, *more = sorted(trackings, key=lambda t: t.application_name)  # one lock order for every writer
+        # Every writer locks the position rows in the same order: the others by name, then the first by name.
+        first, *more = sorted(trackings, key=lambda t: t.application_name)
         processing = ProcessingEvent[UUID](tracking=first)
         collect(processing, aggregates, more_tracking=more, **kwargs)
         recordings = self._record(processing)

@@ -2,8 +2,8 @@
 
 The position rows of the poll's partitions are locked first (``FOR UPDATE``, in partition order), so
 two consumers of the same instance (the service and a replay CLI) never apply the same batch twice; a
-partition's batch ending at or before its stored position is skipped; an event whose CloudEvents ``id`` was applied before (a
-republication at a later offset) is dropped by the insert into ``processed_events``.
+partition's batch ending at or before its stored position is skipped; an event whose CloudEvents ``id``
+was applied before (a republication at a later offset) is dropped by the insert into ``processed_events``.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class InstanceWriter:
             cur.execute("SET LOCAL synchronous_commit = off")
             unseen: list[Delivered] = []
             advanced: list[PartitionBatch] = []
-            for batch in sorted(batches, key=lambda b: b.partition):  # one lock order for every writer
+            for batch in batches:  # in partition order (the consumer's): one lock order for every writer
                 cur.execute(in_schema(ENSURE_POSITION, schema), (self.topic, batch.partition))
                 cur.execute(in_schema(LOCK_POSITION, schema), (self.topic, batch.partition))
                 stored = cur.fetchone()[0]
