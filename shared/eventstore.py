@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from uuid import UUID
@@ -13,14 +14,29 @@ from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.utils import get_topic
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from shared.config import ServiceSettings
 from shared.consumer import Delivered, PartitionBatch, tracking_name
 
 
+def advisory_key(name: str) -> int:
+    """A stable 63-bit PostgreSQL advisory lock key for a name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
+
+
+def _lock_creation(conn: psycopg.Connection, schema: str) -> None:
+    """Serialise creating a schema's objects across processes (released when ``conn`` closes).
+
+    Replicas of a service, and intake's API and relay processes, start together, and PostgreSQL's
+    ``CREATE ... IF NOT EXISTS`` is not safe against a concurrent one (a unique violation in its catalog)."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (advisory_key(f"leadflow-create:{schema}"),))
+
+
 def ensure_schema(settings: ServiceSettings, schema: str) -> None:
     """Each service owns one schema of the database; create it if it is missing."""
     with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as conn:
+        _lock_creation(conn, schema)
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 
@@ -155,8 +171,24 @@ class EventSourcedApplication(Application[UUID]):
 
     recorder: DedupingProcessRecorder
 
+    @property
+    def conninfo(self) -> str:
+        """How to open a connection of one's own to the application's database."""
+        return make_conninfo(
+            host=self.env.get("POSTGRES_HOST"),
+            port=self.env.get("POSTGRES_PORT"),
+            dbname=self.env.get("POSTGRES_DBNAME"),
+            user=self.env.get("POSTGRES_USER"),
+            password=self.env.get("POSTGRES_PASSWORD"),
+            connect_timeout=10,
+        )
+
     def construct_recorder(self) -> ProcessRecorder:
-        return self.factory.process_recorder()
+        if self.env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
+            return self.factory.process_recorder()  # domain tests on eventsourcing's in-memory recorder
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            _lock_creation(conn, self.env.get("POSTGRES_SCHEMA") or "public")
+            return self.factory.process_recorder()
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """As ``Application.save``, without its per-object Protocol checks for aggregates (see :func:`collect`)."""

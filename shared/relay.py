@@ -5,15 +5,16 @@ public events with the service's explicit mapping, sends them with an idempotent
 only after Kafka acknowledged the whole batch records the last notification id in the same
 tracking table the service uses for its consumers. After a crash it resumes from that id: events
 may be published twice (with the same CloudEvents ``id``), never lost and never reordered per lead.
-Several replicas of a service may run: a PostgreSQL advisory lock makes one of them the publisher and
-the others standbys that take over when its session ends.
+Several replicas of a service may run, and the relay may run in a process of its own: a PostgreSQL
+advisory lock makes one of them the publisher and the others standbys that take over when its session
+ends. The publisher LISTENs on the channel the event store NOTIFYs at each commit, so it publishes
+what any process recorded at once, not at its next poll.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -23,11 +24,11 @@ import psycopg
 from aiokafka import AIOKafkaProducer
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification, Tracking
-from psycopg.conninfo import make_conninfo
+from psycopg import sql
 
 from shared.config import ServiceSettings
 from shared.events import Envelope, Payload, deterministic_event_id, encode, kafka_headers, make_envelope
-from shared.eventstore import EventSourcedApplication
+from shared.eventstore import EventSourcedApplication, advisory_key
 from shared.follow import FollowLoop
 from shared.metrics import EVENTS_PUBLISHED, RELAY_BACKLOG, RELAY_POSITION
 
@@ -39,22 +40,9 @@ RELAY_TRACKING_NAME = "kafka-relay"
 IntegrationMapping = Callable[[DomainEventProtocol, Notification], Sequence[Envelope]]
 
 
-def _conninfo(app: EventSourcedApplication) -> str:
-    env = app.env
-    return make_conninfo(
-        host=env.get("POSTGRES_HOST"),
-        port=env.get("POSTGRES_PORT"),
-        dbname=env.get("POSTGRES_DBNAME"),
-        user=env.get("POSTGRES_USER"),
-        password=env.get("POSTGRES_PASSWORD"),
-        connect_timeout=10,
-    )
-
-
 def _lock_key(app: EventSourcedApplication) -> int:
-    """A stable 63-bit advisory lock key per (schema, application)."""
-    digest = hashlib.sha256(f"leadflow-relay:{app.env.get('POSTGRES_SCHEMA')}:{app.name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
+    """The relay's advisory lock key per (schema, application)."""
+    return advisory_key(f"leadflow-relay:{app.env.get('POSTGRES_SCHEMA')}:{app.name}")
 
 
 def envelope_of(
@@ -148,7 +136,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish until stopped. With several replicas, only the holder of the leader lock publishes."""
-        async with await psycopg.AsyncConnection.connect(_conninfo(self.app), autocommit=True) as lock_conn:
+        async with await psycopg.AsyncConnection.connect(self.app.conninfo, autocommit=True) as lock_conn:
             if not await self._lead(lock_conn):
                 return
             self.position = await asyncio.to_thread(self.app.tracked_position, RELAY_TRACKING_NAME) or 0
@@ -172,8 +160,28 @@ class OutboxRelay:
                 # The lock lives as long as this session; a dead session means another replica may lead.
                 await lock_conn.execute("SELECT 1")
 
-            await self.follow.run(step, between=check_lock_session)
+            listening = asyncio.create_task(self._listen(), name="relay-listen")
+            try:
+                await self.follow.run(step, between=check_lock_session)
+            finally:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
             log.info("relay stopped", extra={"position": self.position})
+
+    async def _listen(self) -> None:
+        """Wake up at each commit to the event store (eventsourcing NOTIFYs its channel in every save),
+        whichever process made it. Should the listening connection fail, the poll interval still holds."""
+        listen = sql.SQL("LISTEN {}").format(sql.Identifier(self.app.recorder.channel_name))
+        while not self.follow.stopping:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.app.conninfo, autocommit=True) as conn:
+                    await conn.execute(listen)
+                    self.follow.nudge()  # anything committed before LISTEN took effect
+                    async for _ in conn.notifies():
+                        self.follow.nudge()
+            except Exception as exc:
+                log.warning("relay cannot listen for commits; polling only", extra={"error": repr(exc)})
+                await asyncio.sleep(max(self.poll_interval, 1.0))
 
     async def _lead(self, lock_conn: psycopg.AsyncConnection) -> bool:
         """Wait (as a standby) until this replica holds the service's relay lock; False if stopped first."""

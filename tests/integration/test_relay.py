@@ -180,3 +180,31 @@ async def test_only_one_replica_publishes_and_a_standby_takes_over(app, infra, f
     assert standby.published == 1
     found = await read_all(infra["kafka"], fresh_topic, expect_at_least=42)
     assert per_lead(found) == expected  # exactly once each: no replica published what another had
+
+
+async def test_relay_publishes_what_another_process_recorded_without_waiting_for_its_poll(app, infra, fresh_schema, fresh_topic):
+    """The relay may run in a process of its own (intake does): the commit's NOTIFY wakes it, not the poll."""
+    producer = build_producer(infra["kafka"])
+    await producer.start()
+    relay = OutboxRelay(app=app, service="relaytest", producer=producer, topic=fresh_topic, mapping=mapping, poll_interval=60.0)
+    running = asyncio.create_task(relay.run())
+    # Another application object on the same schema stands for the API process; nobody nudges the relay.
+    writer = PipelineApp(eventsourcing_env(ServiceSettings(database_url=infra["database_url"]), fresh_schema))
+    try:
+        await asyncio.sleep(1.0)  # leading and listening
+        pipeline = Pipeline()
+        pipeline.move()
+        await asyncio.to_thread(writer.save, pipeline)
+        newest = writer.recorder.max_notification_id()
+        for _ in range(50):
+            if relay.position == newest:
+                break
+            await asyncio.sleep(0.1)
+        assert relay.position == newest, "the relay waited for its 60 s poll instead of waking at the commit"
+    finally:
+        relay.stop()
+        await asyncio.wait_for(running, 10)
+        await producer.stop()
+        writer.close()
+    found = await read_all(infra["kafka"], fresh_topic, expect_at_least=1)
+    assert per_lead(found) == {str(pipeline.id): [deterministic_event_id("relaytest", pipeline.id, 2)]}
