@@ -31,6 +31,10 @@ from shared.auth import mint_token
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_SERVICES = ("intake", "assignment", "followup", "analytics")
+# The processes a service runs as, as `make up` runs them: intake's API and its outbox relay each on a
+# core of their own. Each entry: process name, arguments after ``python -m services.<service>``.
+PROCESSES = {"intake": (("intake-relay", ("relay",)), ("intake", ()))}
+SERVICE_ENV = {"intake": {"LEADFLOW_INTAKE_EMBEDDED_RELAY": "false"}}
 PARTITIONS = 6
 
 
@@ -100,7 +104,8 @@ class Environment:
         self.topic = f"leadflow.bench.{tag}"
         self.group_prefix = f"bench-{tag}"
         self.jwt_secret = secrets.token_urlsafe(32)
-        self.ports = {service: free_port() for service in ALL_SERVICES}
+        names = [name for service in ALL_SERVICES for name, _ in self.processes_of(service)]
+        self.ports = {name: free_port() for name in names}
         self.procs: dict[str, subprocess.Popen] = {}
         self.topics: list[str] = []
         self._database_created = False
@@ -147,8 +152,12 @@ class Environment:
             "LEADFLOW_CONSUMER_GROUP_PREFIX": self.group_prefix,
             "LEADFLOW_JWT_SECRET": self.jwt_secret,
             "LEADFLOW_LOG_LEVEL": "WARNING",
-            **{f"LEADFLOW_{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
+            **{f"LEADFLOW_{name.upper().replace('-', '_')}_PORT": str(port) for name, port in self.ports.items()},
         }
+
+    @staticmethod
+    def processes_of(service: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return PROCESSES.get(service, ((service, ()),))
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -158,27 +167,33 @@ class Environment:
         return proc is not None and proc.poll() is None
 
     def start(self, service: str, timeout: float = 90) -> None:
-        """Start ``python -m services.<service>`` and wait until ``/readyz`` answers 200."""
-        log = open(self.logs / f"{service}.log", "ab")  # noqa: SIM115 - closed with the process
-        self.procs[service] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
-        log.close()
+        """Start ``python -m services.<service>`` (and its other processes) and wait until each answers
+        ``/readyz`` with 200."""
+        for name, args in self.processes_of(service):
+            log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{service}", *args],
+                cwd=ROOT,
+                env={**self.env, **SERVICE_ENV.get(service, {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+            log.close()
+        for name, _ in self.processes_of(service):
+            self._wait_ready(name, timeout)
+
+    def _wait_ready(self, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            proc = self.procs[service]
+            proc = self.procs[name]
             if proc.poll() is not None:
-                raise RuntimeError(f"{service} exited with {proc.returncode}:\n{self.tail(service)}")
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url(service) + "/readyz", timeout=2).status_code == 200:
+                if httpx.get(self.url(name) + "/readyz", timeout=2).status_code == 200:
                     return
             time.sleep(0.3)
-        raise RuntimeError(f"{service} not ready after {timeout}s:\n{self.tail(service)}")
+        raise RuntimeError(f"{name} not ready after {timeout}s:\n{self.tail(name)}")
 
     def stop(self, service: str) -> None:
         proc = self.procs.pop(service, None)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Start, stop and inspect the four LeadFlow services and analytics' streams worker on the local stack
-# (background processes).
+# Start, stop and inspect the four LeadFlow services, intake's outbox relay and analytics' streams worker
+# on the local stack (background processes).
 #   services.sh start|stop|status
 # Logs: .stack/logs/<service>.log (JSON lines). PIDs: .stack/run/<service>.pid
 set -euo pipefail
@@ -9,12 +9,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PY="${LEADFLOW_PYTHON:-$ROOT/.venv/bin/python}"
 RUN="$ROOT/.stack/run"
 LOGS="$ROOT/.stack/logs"
-SERVICES=(intake assignment followup analytics analytics-streams)
+SERVICES=(intake-relay intake assignment followup analytics analytics-streams)
 READY_TIMEOUT="${LEADFLOW_READY_TIMEOUT:-60}"
 
 port_of() {
   case "$1" in
     intake) echo "${LEADFLOW_INTAKE_PORT:-8001}" ;;
+    intake-relay) echo "${LEADFLOW_INTAKE_RELAY_PORT:-8011}" ;;
     assignment) echo "${LEADFLOW_ASSIGNMENT_PORT:-8002}" ;;
     followup) echo "${LEADFLOW_FOLLOWUP_PORT:-8003}" ;;
     analytics) echo "${LEADFLOW_ANALYTICS_PORT:-8004}" ;;
@@ -23,8 +24,10 @@ port_of() {
 }
 
 # What each process runs, and the page that says it is ready (the faust worker has no database to wait for).
+# intake records in one process and publishes from another (its relay), each on a core of its own.
 command_of() {
   case "$1" in
+    intake-relay) echo "services.intake relay" ;;
     analytics-streams) echo "services.analytics.streams worker -l info" ;;
     *) echo "services.$1" ;;
   esac
@@ -38,6 +41,7 @@ start() {
   mkdir -p "$RUN" "$LOGS"
   eval "$(bash "$ROOT/deploy/local/stack.sh" env)"
   export LEADFLOW_KAFKA_BOOTSTRAP LEADFLOW_DATABASE_URL
+  export LEADFLOW_INTAKE_EMBEDDED_RELAY=false
   for svc in "${SERVICES[@]}"; do
     if running "$svc"; then continue; fi
     local port; port="$(port_of "$svc")"
@@ -64,6 +68,8 @@ start() {
     done
     if [[ $svc == analytics-streams ]]; then
       echo "$svc ready: http://localhost:$port/activity/  http://localhost:$port/hot-leads/"
+    elif [[ $svc == intake-relay ]]; then
+      echo "$svc ready: publishing intake's events (metrics: http://localhost:$port/metrics)"
     else
       echo "$svc ready: http://localhost:$port  (docs: http://localhost:$port/docs)"
     fi

@@ -18,6 +18,11 @@ class IntakeSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LEADFLOW_", extra="ignore")
 
     intake_port: int = 8001
+    intake_relay_port: int = Field(default=8011, description="Port of the relay process (`python -m services.intake relay`)")
+    intake_embedded_relay: bool = Field(
+        default=True,
+        description="Publish from the API process; false when a relay process of its own publishes (make up, compose, k8s)",
+    )
     default_region: str = Field(default="CN", description="Region assumed for phone numbers written without a country code")
     scoring_rules: Path = Field(default=DEFAULT_SCORING_RULES, description="YAML file with the scoring and grading rules")
     intake_max_lead_bytes: int = Field(default=64 * 1024, description="Largest body of POST /leads and /signals")

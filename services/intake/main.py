@@ -1,8 +1,14 @@
-"""intake's composition root: build the clients, the relay and the HTTP app; run them."""
+"""intake's composition root: build the clients, the relay and the HTTP app; run them.
+
+Two processes can share the work: the API (``python -m services.intake``) records captures, and the
+outbox relay (``python -m services.intake relay``) publishes them, each on a core of its own. With
+``LEADFLOW_INTAKE_EMBEDDED_RELAY`` left true, the API process also runs the relay (one process does all).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,7 +26,28 @@ from services.intake.store import IntakeRecorder
 from shared.clock import system_clock
 from shared.eventstore import ensure_schema, eventsourcing_env
 from shared.relay import OutboxRelay, build_producer
-from shared.service import create_service_app, serve
+from shared.service import create_service_app, postgres_check, serve
+
+
+async def open_intake(settings: IntakeSettings) -> IntakeApplication:
+    rules = load_scoring_rules(settings.scoring_rules)
+    await asyncio.to_thread(ensure_schema, settings, SERVICE)
+    env = eventsourcing_env(settings, SERVICE, PROCESS_RECORDER_TOPIC=get_topic(IntakeRecorder))
+    return await asyncio.to_thread(IntakeApplication, env, rules)
+
+
+@asynccontextmanager
+async def relay_running(app: FastAPI, intake: IntakeApplication, settings: IntakeSettings) -> AsyncIterator[None]:
+    """The outbox relay as one of the app's workers (the shell stops it, flushing, before this exits)."""
+    producer = build_producer(settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        relay = OutboxRelay.for_service(intake, SERVICE, producer, settings, to_integration_events)
+        app.state.producer, app.state.relay = producer, relay
+        app.state.workers.start("relay", relay.run, relay.stop)
+        yield
+    finally:
+        await producer.stop()
 
 
 def build_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -28,22 +55,18 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rules = load_scoring_rules(settings.scoring_rules)
-        await asyncio.to_thread(ensure_schema, settings, SERVICE)
-        env = eventsourcing_env(settings, SERVICE, PROCESS_RECORDER_TOPIC=get_topic(IntakeRecorder))
-        intake = await asyncio.to_thread(IntakeApplication, env, rules)
-        producer = build_producer(settings.kafka_bootstrap)
-        await producer.start()
-        relay = OutboxRelay.for_service(intake, SERVICE, producer, settings, to_integration_events)
+        intake = await open_intake(settings)
         coalescer = CaptureCoalescer(intake, system_clock)
         coalescer.start()
-        app.state.intake, app.state.producer, app.state.relay, app.state.coalescer = intake, producer, relay, coalescer
-        app.state.workers.start("relay", relay.run, relay.stop)
+        app.state.intake, app.state.coalescer = intake, coalescer
         try:
-            yield  # the shell stops the workers (and so flushes the relay) before this resumes
+            if settings.intake_embedded_relay:
+                async with relay_running(app, intake, settings):
+                    yield
+            else:
+                yield
         finally:
             await asyncio.to_thread(coalescer.stop)
-            await producer.stop()
             intake.close()
 
     app = create_service_app(
@@ -52,6 +75,8 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
         description="Capture, normalise, de-duplicate, score and grade leads.",
         settings=settings,
         lifespan=lifespan,
+        # Without its relay the API process does not talk to Kafka; the relay process answers for that.
+        readiness=None if settings.intake_embedded_relay else lambda app: [postgres_check(settings)],
     )
     app.include_router(router)
     app.add_middleware(
@@ -65,6 +90,35 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
     return app
 
 
-def main() -> None:
+def build_relay_app(settings: IntakeSettings | None = None) -> FastAPI:
+    """The relay process: publishes what the API processes record; health, readiness and metrics only."""
+    settings = settings or IntakeSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        intake = await open_intake(settings)
+        try:
+            async with relay_running(app, intake, settings):
+                yield
+        finally:
+            intake.close()
+
+    return create_service_app(
+        service=SERVICE,
+        title="LeadFlow intake relay",
+        description="Publishes the events intake recorded to Kafka, in order, at least once.",
+        settings=settings,
+        lifespan=lifespan,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m services.intake`` runs the API; ``python -m services.intake relay`` the relay process."""
+    args = sys.argv[1:] if argv is None else argv
     settings = IntakeSettings()
-    serve(build_app(settings), settings.host, settings.intake_port)
+    if args == ["relay"]:
+        serve(build_relay_app(settings), settings.host, settings.intake_relay_port)
+    elif not args:
+        serve(build_app(settings), settings.host, settings.intake_port)
+    else:
+        sys.exit(f"usage: python -m services.intake [relay]; got {' '.join(args)!r}")

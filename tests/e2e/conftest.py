@@ -28,6 +28,8 @@ from tests.conftest import create_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_SERVICES = ("intake", "assignment", "followup", "analytics")
+# As `make up` runs them: intake records in one process and publishes from another (its relay).
+PROCESSES = {"intake": (("intake-relay", ("relay",)), ("intake", ()))}
 
 # Short durations so time-based rules happen within a test.
 E2E_RULES = {
@@ -58,10 +60,16 @@ class Services:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
-    def start(self, service: str) -> None:
-        log = open(self.logs / f"{service}.log", "ab")  # noqa: SIM115 - closed with the process
-        self.procs[service] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+    @staticmethod
+    def processes_of(service: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return PROCESSES.get(service, ((service, ()),))
+
+    def start(self, name: str) -> None:
+        """Start one process: a service, or another process of one (``intake-relay``)."""
+        service, args = next((s, a) for s in ALL_SERVICES for n, a in self.processes_of(s) if n == name)
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}", *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
 
     def wait_ready(self, service: str, timeout: float = 60) -> None:
@@ -109,7 +117,8 @@ def _fresh_database(base_url: str) -> str:
 def services(infra, tmp_path_factory) -> Iterator[Services]:
     # LEADFLOW_E2E_SERVICES=intake,assignment runs a subset while a service is being built.
     wanted = [s for s in os.environ.get("LEADFLOW_E2E_SERVICES", ",".join(ALL_SERVICES)).split(",") if s]
-    ports = {service: _free_port() for service in wanted}
+    processes = [name for service in wanted for name, _ in Services.processes_of(service)]
+    ports = {name: _free_port() for name in processes}
     topic = f"leadflow.e2e.{uuid.uuid4().hex[:8]}"
     asyncio.run(create_topic(infra["kafka"], topic, partitions=6))
     env = {
@@ -121,14 +130,15 @@ def services(infra, tmp_path_factory) -> Iterator[Services]:
         "LEADFLOW_CONSUMER_GROUP_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}",
         "LEADFLOW_JWT_SECRET": DEV_JWT_SECRET,
         "LEADFLOW_LOG_LEVEL": "INFO",
-        **{f"LEADFLOW_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        "LEADFLOW_INTAKE_EMBEDDED_RELAY": "false",
+        **{f"LEADFLOW_{name.upper().replace('-', '_')}_PORT": str(port) for name, port in ports.items()},
     }
     running = Services(env, tmp_path_factory.mktemp("service-logs"), ports)
     try:
-        for service in wanted:
-            running.start(service)
-        for service in wanted:
-            running.wait_ready(service)
+        for name in processes:
+            running.start(name)
+        for name in processes:
+            running.wait_ready(name)
         yield running
     finally:
         for service in list(running.procs):

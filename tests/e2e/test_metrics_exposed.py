@@ -54,23 +54,27 @@ def test_every_running_service_exposes_every_documented_metric(services):
 
 
 def test_a_capture_is_counted_timed_and_published(services):
-    before = scrape(services, "intake")
+    """The API process counts and times the request; the relay process (intake-relay) reports the publication."""
+    api_before, relay_before = scrape(services, "intake"), scrape(services, "intake-relay")
     capture_a_lead(services)
     post_leads = {"service": "intake", "method": "POST", "route": "/leads"}
 
     def published() -> dict[str, list]:
-        after = scrape(services, "intake")
+        after = scrape(services, "intake-relay")
         assert value(after, "leadflow_events_published_total", service="intake", type="LeadCaptured") > value(
-            before, "leadflow_events_published_total", service="intake", type="LeadCaptured"
+            relay_before, "leadflow_events_published_total", service="intake", type="LeadCaptured"
         )
         return after
 
-    after = eventually(published)
-    requests_before = value(before, "leadflow_http_requests_total", **post_leads, status="201")
-    assert value(after, "leadflow_http_requests_total", **post_leads, status="201") == requests_before + 1
-    assert value(after, "leadflow_http_request_duration_seconds_count", **post_leads) >= requests_before + 1
-    assert value(after, "leadflow_relay_position", service="intake") > value(before, "leadflow_relay_position", service="intake")
-    assert eventually(lambda: value(scrape(services, "intake"), "leadflow_relay_backlog_events", service="intake") == 0)
+    relay_after = eventually(published)
+    api_after = scrape(services, "intake")
+    requests_before = value(api_before, "leadflow_http_requests_total", **post_leads, status="201")
+    assert value(api_after, "leadflow_http_requests_total", **post_leads, status="201") == requests_before + 1
+    assert value(api_after, "leadflow_http_request_duration_seconds_count", **post_leads) >= requests_before + 1
+    assert value(relay_after, "leadflow_relay_position", service="intake") > value(
+        relay_before, "leadflow_relay_position", service="intake"
+    )
+    assert eventually(lambda: value(scrape(services, "intake-relay"), "leadflow_relay_backlog_events", service="intake") == 0)
 
 
 def test_consumers_report_what_they_applied_their_lag_and_freshness(services):

@@ -41,7 +41,6 @@ def capture_batch(
     app: App,
     settings: Settings,
     principal: Capturer,
-    request: Request,
 ) -> list[BatchItemOut]:
     if len(items) > settings.intake_max_batch_items:
         raise validation_problem([{"field": "body", "message": f"at most {settings.intake_max_batch_items} items per batch"}])
@@ -58,7 +57,6 @@ def capture_batch(
         outcomes = app.capture_many([new for _, new in valid], now=system_clock(), correlation_id=correlation_id.get())
     except Contention as exc:
         raise Problem(503, "contention", f"{exc}; try again.", headers={"Retry-After": "1"}) from None
-    request.app.state.relay.nudge()
     for (index, _), outcome in zip(valid, outcomes, strict=True):
         if isinstance(outcome, Captured):
             results[index] = BatchItemOut(
@@ -144,7 +142,6 @@ async def import_leads(
 
     def on_chunk(report: ImportReport) -> None:
         progress.created, progress.duplicates = report.created, report.duplicates
-        request.app.state.relay.nudge()
 
     try:
         report = await anyio.to_thread.run_sync(run)

@@ -52,7 +52,6 @@ async def capture_lead(body: LeadIn, settings: Settings, principal: Capturer, re
         outcome = await request.app.state.coalescer.capture(new, correlation_id.get())
     except Contention as exc:
         raise busy(exc) from None
-    request.app.state.relay.nudge()
     if isinstance(outcome, Duplicate):
         COMMANDS.labels(SERVICE, "capture", "duplicate").inc()
         raise Problem(409, "duplicate-lead", "A lead with this phone number exists.", lead_id=str(outcome.lead_id))
@@ -76,7 +75,7 @@ def get_lead(lead_id: UUID, app: App, principal: Reader) -> LeadOut:
     summary="Record a behaviour signal; the lead is re-scored",
     dependencies=[JSON_BODY],
 )
-def record_signal(lead_id: UUID, body: SignalIn, app: App, principal: Capturer, request: Request) -> ScoreOut:
+def record_signal(lead_id: UUID, body: SignalIn, app: App, principal: Capturer) -> ScoreOut:
     signal = body.signal.strip()
     try:
         rescored = app.record_signal(
@@ -89,7 +88,6 @@ def record_signal(lead_id: UUID, body: SignalIn, app: App, principal: Capturer, 
         raise validation_problem([{"field": "signal", "message": f"unknown signal; known signals: {known}"}]) from None
     except Contention as exc:
         raise busy(exc) from None
-    request.app.state.relay.nudge()
     COMMANDS.labels(SERVICE, "signal", "scored").inc()
     return ScoreOut(
         lead_id=lead_id,
