@@ -1,6 +1,7 @@
 #!/bin/sh
-# Starts one LeadFlow process: a service (intake|assignment|followup|analytics), analytics' faust streams
-# worker (analytics-streams), or the topic bootstrap.
+# Starts one LeadFlow process: a service (intake|assignment|followup|analytics), intake's outbox relay
+# (intake-relay: publishes what the intake API records; run the API with LEADFLOW_INTAKE_EMBEDDED_RELAY=false
+# beside it), analytics' faust streams worker (analytics-streams), or the topic bootstrap.
 # The argument wins over LEADFLOW_SERVICE. `exec` makes Python PID 1, so it receives SIGTERM itself:
 # uvicorn drains in-flight requests, then the service stops its consumers and flushes its relay.
 set -eu
@@ -11,6 +12,10 @@ case "$what" in
     export LEADFLOW_SERVICE="$what"
     exec python -m "services.$what"
     ;;
+  intake-relay)
+    export LEADFLOW_SERVICE="$what"
+    exec python -m services.intake relay
+    ;;
   analytics-streams)
     export LEADFLOW_SERVICE="$what"
     exec python -m services.analytics.streams worker -l info
@@ -19,7 +24,7 @@ case "$what" in
     exec python "$(dirname "$0")/topic_bootstrap.py"
     ;;
   *)
-    echo "usage: entrypoint.sh intake|assignment|followup|analytics|analytics-streams|bootstrap-topic (or set LEADFLOW_SERVICE); got '$what'" >&2
+    echo "usage: entrypoint.sh intake|intake-relay|assignment|followup|analytics|analytics-streams|bootstrap-topic (or set LEADFLOW_SERVICE); got '$what'" >&2
     exit 64
     ;;
 esac

@@ -1,6 +1,7 @@
 """Container HEALTHCHECK: exit 0 when this container's service answers GET /healthz, else 1.
 
-The service is LEADFLOW_SERVICE; its port is LEADFLOW_<SERVICE>_PORT, or the contract's default.
+The service is LEADFLOW_SERVICE (a service, intake-relay or analytics-streams); its port is
+LEADFLOW_<SERVICE>_PORT (intake-relay: LEADFLOW_INTAKE_RELAY_PORT), or the contract's default.
 Liveness only: readiness (Kafka and PostgreSQL reachable) is /readyz, which orchestrators probe separately.
 """
 
@@ -10,7 +11,14 @@ import os
 import sys
 import urllib.request
 
-DEFAULT_PORTS = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004, "analytics-streams": 8014}
+DEFAULT_PORTS = {
+    "intake": 8001,
+    "intake-relay": 8011,
+    "assignment": 8002,
+    "followup": 8003,
+    "analytics": 8004,
+    "analytics-streams": 8014,
+}
 
 
 def healthz_url(env: dict[str, str]) -> str:

@@ -56,7 +56,8 @@ def rendered(tmp_path_factory) -> dict:
 
 
 def test_compose_file_is_valid(rendered):
-    assert set(SERVICES) | {"kafka", "postgres", "topic-bootstrap", "prometheus", "grafana"} <= set(rendered["services"])
+    others = {"intake-relay", "analytics-streams", "kafka", "postgres", "topic-bootstrap", "prometheus", "grafana"}
+    assert set(SERVICES) | others <= set(rendered["services"])
 
 
 def test_the_validation_catches_an_invalid_file(tmp_path):
@@ -132,9 +133,27 @@ def test_the_streams_worker_runs_after_the_topic_exists_and_is_health_checked(re
     assert (env["LEADFLOW_HOST"], env["LEADFLOW_KAFKA_BOOTSTRAP"]) == ("0.0.0.0", "kafka:9092")
 
 
+def test_intakes_relay_runs_as_a_process_of_its_own_and_the_api_leaves_publishing_to_it(rendered):
+    spec = rendered["services"]["intake-relay"]
+    assert spec["command"] == ["intake-relay"]
+    # It reads intake's event store and publishes to the topic: the same dependencies as intake.
+    assert spec["depends_on"] == rendered["services"]["intake"]["depends_on"]
+    assert spec["healthcheck"]["test"] == ["CMD", "python", "/app/deploy/docker/healthcheck.py"]
+    assert spec["restart"] == rendered["services"]["intake"]["restart"] == "unless-stopped"
+    env = spec["environment"]
+    assert env["LEADFLOW_SERVICE"] == "intake-relay"
+    assert env["LEADFLOW_INTAKE_RELAY_PORT"] in ("8011", 8011)
+    assert (env["LEADFLOW_HOST"], env["LEADFLOW_KAFKA_BOOTSTRAP"]) == ("0.0.0.0", "kafka:9092")
+    assert env["LEADFLOW_DATABASE_URL"] == rendered["services"]["intake"]["environment"]["LEADFLOW_DATABASE_URL"]
+    assert env.get("LEADFLOW_INTAKE_EMBEDDED_RELAY", "true") != "false"
+    # Without this, intake and its relay would both publish every event.
+    assert rendered["services"]["intake"]["environment"]["LEADFLOW_INTAKE_EMBEDDED_RELAY"] == "false"
+    assert rendered["services"]["prometheus"]["depends_on"]["intake-relay"]["condition"] == "service_healthy"
+
+
 def test_services_read_every_variable_compose_sets(rendered):
     known = settings_variables()
-    for name in (*SERVICES, "analytics-streams", "topic-bootstrap"):
+    for name in (*SERVICES, "intake-relay", "analytics-streams", "topic-bootstrap"):
         unknown = {var for var in rendered["services"][name]["environment"] if var not in known}
         assert not unknown, f"{name}: no LeadFlow setting reads {sorted(unknown)}"
 

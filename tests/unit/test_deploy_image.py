@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "deploy" / "docker"
 SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004}
-PROCESSES = {**SERVICES, "analytics-streams": 8014}  # the services plus analytics' faust streams worker
+# The services plus intake's outbox relay and analytics' faust streams worker.
+PROCESSES = {**SERVICES, "intake-relay": 8011, "analytics-streams": 8014}
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -75,7 +76,8 @@ def run_entrypoint(*args: str) -> subprocess.CompletedProcess[str]:
 def test_entrypoint_refuses_an_unknown_process_with_usage():
     result = run_entrypoint("billing")
     assert result.returncode == 64
-    assert "usage: entrypoint.sh intake|assignment|followup|analytics|analytics-streams|bootstrap-topic" in result.stderr
+    usage = "usage: entrypoint.sh intake|intake-relay|assignment|followup|analytics|analytics-streams|bootstrap-topic"
+    assert usage in result.stderr
 
 
 def test_entrypoint_without_a_service_refuses_too():
@@ -98,6 +100,23 @@ def test_entrypoint_starts_the_streams_worker_as_analytics_streams():
     assert (ROOT / "services" / "analytics" / "streams.py").exists()
 
 
+def test_entrypoint_starts_intakes_relay_as_intake_relay(monkeypatch):
+    script = (DOCKER / "entrypoint.sh").read_text(encoding="utf-8")
+    (case,) = re.findall(r"^\s*intake-relay\)\n(.*?);;", script, flags=re.M | re.S)
+    assert 'export LEADFLOW_SERVICE="$what"' in case
+    (command,) = re.findall(r"^\s*exec python -m (\S+)(.*)$", case, flags=re.M)
+    module, args = command[0], command[1].split()
+    assert (module, args) == ("services.intake", ["relay"])
+    # ... and intake's main takes those arguments for its relay process, on the relay's port.
+    from services.intake import main as intake_main
+
+    monkeypatch.delenv("LEADFLOW_INTAKE_RELAY_PORT", raising=False)
+    served = []
+    monkeypatch.setattr(intake_main, "serve", lambda app, host, port: served.append((app.title, port)))
+    intake_main.main(args)
+    assert served == [("LeadFlow intake relay", 8011)]
+
+
 @pytest.fixture
 def healthcheck():
     return runpy.run_path(str(DOCKER / "healthcheck.py"))
@@ -116,6 +135,11 @@ def test_healthcheck_follows_a_port_override(healthcheck):
 def test_healthcheck_follows_the_streams_worker_port_override(healthcheck):
     env = {"LEADFLOW_SERVICE": "analytics-streams", "LEADFLOW_ANALYTICS_STREAMS_PORT": "9114"}
     assert healthcheck["healthz_url"](env) == "http://127.0.0.1:9114/healthz"
+
+
+def test_healthcheck_follows_the_intake_relay_port_override(healthcheck):
+    env = {"LEADFLOW_SERVICE": "intake-relay", "LEADFLOW_INTAKE_RELAY_PORT": "9111", "LEADFLOW_INTAKE_PORT": "9101"}
+    assert healthcheck["healthz_url"](env) == "http://127.0.0.1:9111/healthz"
 
 
 def test_healthcheck_without_a_known_service_fails_loudly(healthcheck):

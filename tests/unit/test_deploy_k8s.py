@@ -22,6 +22,7 @@ OVERLAYS = ("dev", "prod")
 SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004}
 HTTP_SIDE = {"intake", "analytics"}
 STREAMS = "analytics-streams"  # analytics' faust worker: no database, so no readiness beyond being alive
+RELAY = "intake-relay"  # intake's outbox relay: one replica publishes, the others stand by (advisory lock)
 
 
 def kustomize() -> str:
@@ -71,7 +72,7 @@ def problems_of(deployment: dict, ready_path: str = "/readyz") -> list[str]:
 def test_every_deployment_has_probes_resources_and_a_non_root_user(rendered):
     overlay, docs = rendered
     deployments = of_kind(docs, "Deployment")
-    assert set(deployments) == {f"leadflow-{service}" for service in (*SERVICES, STREAMS)}
+    assert set(deployments) == {f"leadflow-{service}" for service in (*SERVICES, RELAY, STREAMS)}
     for name, deployment in deployments.items():
         ready_path = "/healthz" if name == f"leadflow-{STREAMS}" else "/readyz"
         assert problems_of(deployment, ready_path) == [], f"{overlay}/{name}"
@@ -124,7 +125,9 @@ def test_each_service_runs_its_own_process_on_its_port_behind_a_service(rendered
     assert container["args"] == [service]
     assert container["ports"] == [{"name": "http", "containerPort": port}]
     env = {item["name"]: item["value"] for item in container["env"]}
-    assert env == {"LEADFLOW_SERVICE": service, f"LEADFLOW_{service.upper()}_PORT": str(port)}
+    # intake records only: intake-relay publishes what it records.
+    relay = {"LEADFLOW_INTAKE_EMBEDDED_RELAY": "false"} if service == "intake" else {}
+    assert env == {"LEADFLOW_SERVICE": service, f"LEADFLOW_{service.upper()}_PORT": str(port), **relay}
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(port)
     service_doc = of_kind(docs, "Service")[f"leadflow-{service}"]
@@ -145,6 +148,48 @@ def test_the_streams_worker_runs_its_own_process_once_behind_a_service(rendered)
     service_doc = of_kind(docs, "Service")[f"leadflow-{STREAMS}"]
     assert service_doc["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     assert service_doc["spec"]["ports"][0]["port"] == 8014
+
+
+def test_intakes_relay_runs_its_own_process_with_a_standby_behind_a_service(rendered):
+    overlay, docs = rendered
+    deployment = of_kind(docs, "Deployment")[f"leadflow-{RELAY}"]
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == [RELAY]
+    assert container["ports"] == [{"name": "http", "containerPort": 8011}]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env == {"LEADFLOW_SERVICE": RELAY, "LEADFLOW_INTAKE_RELAY_PORT": "8011"}
+    probes = {kind: container[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
+    assert probes == {
+        "startupProbe": {"path": "/healthz", "port": "http"},
+        "livenessProbe": {"path": "/healthz", "port": "http"},
+        "readinessProbe": {"path": "/readyz", "port": "http"},
+    }
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    # A fixed count, never an HPA: one replica publishes; a second one stands by to take over.
+    assert deployment["spec"]["replicas"] == (1 if overlay == "dev" else 2)
+    assert f"leadflow-{RELAY}" not in {
+        hpa["spec"]["scaleTargetRef"]["name"] for hpa in of_kind(docs, "HorizontalPodAutoscaler").values()
+    }
+    if overlay == "prod":
+        budgets = of_kind(docs, "PodDisruptionBudget").values()
+        assert any(pdb["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items() for pdb in budgets)
+        assert pod["spec"]["topologySpreadConstraints"], "the standby should not share the publisher's node"
+    annotations = pod["metadata"]["annotations"]
+    assert (annotations["prometheus.io/scrape"], annotations["prometheus.io/port"]) == ("true", "8011")
+    assert annotations["prometheus.io/path"] == "/metrics"
+    service_doc = of_kind(docs, "Service")[f"leadflow-{RELAY}"]
+    assert service_doc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert service_doc["spec"]["ports"][0]["port"] == 8011
+
+
+def test_deployments_set_only_variables_the_processes_read(rendered):
+    _, docs = rendered
+    known = settings_variables()
+    for name, deployment in of_kind(docs, "Deployment").items():
+        names = {item["name"] for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert names <= known, f"{name}: no LeadFlow setting reads {sorted(names - known)}"
 
 
 def test_graceful_shutdown_has_time_to_drain(rendered):

@@ -23,6 +23,9 @@ PROMETHEUS = ROOT / "deploy" / "prometheus"
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "leadflow.json"
 SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004}
+# Processes besides the services that export LeadFlow metrics: intake's relay publishes intake's events, so
+# leadflow_events_published_total{service="intake"} (the capture rate) and its relay backlog come from it.
+SCRAPED_PROCESSES = {**SERVICES, "intake-relay": 8011}
 # Grafana's variables, replaced by what they stand for when Grafana runs the query.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "6h", "$__interval": "15s", "$service": ".*"}
 LEADFLOW_NAME = re.compile(r"\bleadflow_[a-z0-9_]+\b")
@@ -96,7 +99,9 @@ def test_every_service_metrics_endpoint_is_scraped():
     (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "leadflow"]
     assert job["metrics_path"] == "/metrics"
     targets = {target for group in job["static_configs"] for target in group["targets"]}
-    assert targets == {f"{service}:{port}" for service, port in SERVICES.items()}
+    assert targets == {f"{process}:{port}" for process, port in SCRAPED_PROCESSES.items()}
+    components = {group["labels"]["component"]: group["targets"] for group in job["static_configs"]}
+    assert components["intake-relay"] == ["intake-relay:8011"]
 
 
 def test_alert_rules_name_only_exported_metrics():

@@ -38,5 +38,10 @@ def test_the_contract_rules_are_settings_of_the_services():
     assert {f"LEADFLOW_{rule}" for rule in rules} <= settings_variables()
 
 
+def test_the_intake_relay_switches_are_settings_of_intake():
+    # compose and the manifests run intake's relay apart: its port, and the API with its own relay off.
+    assert {"LEADFLOW_INTAKE_RELAY_PORT", "LEADFLOW_INTAKE_EMBEDDED_RELAY"} <= settings_variables()
+
+
 def test_a_misspelt_variable_is_not_known():
     assert "LEADFLOW_PROTECTON_PERIOD" not in settings_variables()
