@@ -28,20 +28,28 @@ class FollowLoop:
         self._wakeup.set()
 
     async def sleep(self, seconds: float | None = None) -> None:
-        """Wait for a nudge, a stop, or the poll interval (or ``seconds``), whichever comes first."""
-        self._loop = asyncio.get_running_loop()
+        """Wait for a nudge, a stop, or the poll interval (or ``seconds``), whichever comes first;
+        nudges given before the call do not count."""
         self._wakeup.clear()
+        await self._wait(seconds)
+
+    async def _wait(self, seconds: float | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), self.poll_interval if seconds is None else seconds)
 
     async def run(self, step: Callable[[], Awaitable[int]], between: Callable[[], Awaitable[object]] | None = None) -> None:
-        """Call ``step`` (returns how much it did) until stopped and caught up; ``between`` runs after each idle wait."""
+        """Call ``step`` (returns how much it did) until stopped and caught up; ``between`` runs after each idle wait.
+
+        A nudge that arrives while ``step`` runs is kept: it may be for something recorded after ``step`` read,
+        so the loop goes round again at once instead of waiting for the poll interval."""
         self._loop = asyncio.get_running_loop()
         while True:
+            self._wakeup.clear()
             if await step():
                 continue
             if self.stopping:
                 return
-            await self.sleep()
+            await self._wait()
             if between is not None:
                 await between()
