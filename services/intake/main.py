@@ -43,7 +43,7 @@ async def relay_running(app: FastAPI, intake: IntakeApplication, settings: Intak
     await producer.start()
     try:
         relay = OutboxRelay.for_service(intake, SERVICE, producer, settings, to_integration_events)
-        app.state.producer, app.state.relay = producer, relay
+        app.state.producer = producer  # for readiness
         app.state.workers.start("relay", relay.run, relay.stop)
         yield
     finally:
