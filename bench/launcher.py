@@ -34,7 +34,6 @@ ALL_SERVICES = ("intake", "assignment", "followup", "analytics")
 # The processes a service runs as, as `make up` runs them: intake's API and its outbox relay each on a
 # core of their own. Each entry: process name, arguments after ``python -m services.<service>``.
 PROCESSES = {"intake": (("intake-relay", ("relay",)), ("intake", ()))}
-SERVICE_ENV = {"intake": {"LEADFLOW_INTAKE_EMBEDDED_RELAY": "false"}}
 PARTITIONS = 6
 
 
@@ -152,6 +151,7 @@ class Environment:
             "LEADFLOW_CONSUMER_GROUP_PREFIX": self.group_prefix,
             "LEADFLOW_JWT_SECRET": self.jwt_secret,
             "LEADFLOW_LOG_LEVEL": "WARNING",
+            "LEADFLOW_INTAKE_EMBEDDED_RELAY": "false",
             **{f"LEADFLOW_{name.upper().replace('-', '_')}_PORT": str(port) for name, port in self.ports.items()},
         }
 
@@ -174,7 +174,7 @@ class Environment:
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service}", *args],
                 cwd=ROOT,
-                env={**self.env, **SERVICE_ENV.get(service, {})},
+                env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,

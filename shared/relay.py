@@ -127,10 +127,6 @@ class OutboxRelay:
             poll_interval=settings.relay_poll_interval.total_seconds(),
         )
 
-    def nudge(self) -> None:
-        """Say that something was recorded, so the relay does not wait for its next poll (thread-safe)."""
-        self.follow.nudge()
-
     def stop(self) -> None:
         self.follow.stop()
 

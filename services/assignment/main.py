@@ -46,8 +46,7 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         relay = OutboxRelay.for_service(assignment, SERVICE, producer, settings, to_integration_events)
         projector = Projector(assignment, readmodel, poll_interval=settings.relay_poll_interval.total_seconds())
 
-        def nudge() -> None:
-            relay.nudge()
+        def nudge() -> None:  # the relay wakes by itself at each commit (it listens for them)
             projector.nudge()
 
         policy = UpstreamPolicy(rules, routing, clock)

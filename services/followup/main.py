@@ -47,7 +47,6 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
         await producer.start()
         relay = OutboxRelay.for_service(followup, SERVICE, producer, settings, to_integration_events)
         projector = TaskBoardProjector(followup, board, poll_interval=settings.relay_poll_interval.total_seconds())
-        followup.on_recorded(relay.nudge)
         followup.on_recorded(projector.nudge)
         policy = UpstreamPolicy(rules)
         consumer = TopicConsumer(

@@ -127,7 +127,6 @@ async def test_relay_resumes_after_a_crash_without_loss(app, infra, fresh_topic,
         more = Pipeline()
         more.move()
         await asyncio.to_thread(app.save, more)
-        restarted.nudge()
         expected[str(more.id)] = [deterministic_event_id("relaytest", more.id, 2)]
         for _ in range(100):
             if restarted.position == app.recorder.max_notification_id():
@@ -159,8 +158,6 @@ async def test_only_one_replica_publishes_and_a_standby_takes_over(app, infra, f
     more.move()
     await asyncio.to_thread(app.save, more)
     expected[str(more.id)] = [deterministic_event_id("relaytest", more.id, 2)]
-    leader.nudge()
-    standby.nudge()
     await asyncio.sleep(0.5)
     assert standby.published == 0, "a standby must not publish while the leader runs"
     leader.stop()
