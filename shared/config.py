@@ -10,6 +10,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BeforeValidator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.supervisor import HealthRules
+
 DEV_JWT_SECRET = "leadflow-local-dev-secret-change-me"
 DEFAULT_DATABASE_URL = "postgresql://leadflow:leadflow@localhost:5433/leadflow"
 DEFAULT_TOPIC = "leadflow.lead-events"
@@ -52,6 +54,18 @@ class ServiceSettings(BaseSettings):
     # Aggregates kept in memory per service; bounds memory (the goal is < 200 MB per service).
     aggregate_cache_size: int = 5000
     consumer_group_prefix: str = "leadflow"
+    # A worker with work waiting and no progress for this long makes the service unready.
+    worker_stall_after: Duration = timedelta(seconds=30)
+    # This many restarts within the window: crash-looping (unready).
+    worker_crash_loop_restarts: int = 3
+    worker_crash_loop_window: Duration = timedelta(seconds=60)
+
+    def worker_health_rules(self) -> HealthRules:
+        return HealthRules(
+            crash_loop_restarts=self.worker_crash_loop_restarts,
+            crash_loop_window=self.worker_crash_loop_window.total_seconds(),
+            stall_after=self.worker_stall_after.total_seconds(),
+        )
 
     def consumer_group(self, service: str) -> str:
         return f"{self.consumer_group_prefix}-{service}"

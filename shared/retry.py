@@ -67,9 +67,7 @@ class RetryPolicy:
                 sleep(pause)
         raise AssertionError("unreachable")
 
-    async def acall(
-        self, fn: Callable[[], Awaitable[T]], *, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
-    ) -> T:
+    async def acall(self, fn: Callable[[], Awaitable[T]], *, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> T:
         """As :meth:`call`, for a coroutine function."""
         for failures, pause in enumerate([*self.delays(), None], start=1):
             try:

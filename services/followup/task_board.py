@@ -31,6 +31,7 @@ from services.followup.projections import (
     projected,
 )
 from shared.follow import FollowLoop
+from shared.supervisor import WorkerHealth
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS {s}.task_board (
@@ -189,11 +190,18 @@ class TaskBoard:
 class TaskBoardProjector:
     """Follows followup's notification log into the task board; woken by :meth:`nudge` after each save."""
 
-    def __init__(self, app: FollowupApplication, board: TaskBoard, batch_size: int = 1000, poll_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        app: FollowupApplication,
+        board: TaskBoard,
+        batch_size: int = 1000,
+        poll_interval: float = 0.2,
+        health: WorkerHealth | None = None,
+    ) -> None:
         self.app = app
         self.board = board
         self.batch_size = batch_size
-        self.follow = FollowLoop(poll_interval)
+        self.follow = FollowLoop(poll_interval, health)
         # Where to read on from: the stored position as of this projector's last look (read first when None).
         # Only a hint: the board skips, under its position lock, whatever another replica applied meanwhile.
         self.position: int | None = None
