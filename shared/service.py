@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import logs
-from shared.config import ServiceSettings
+from shared.config import ServiceSettings, refuse_foreign_settings
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.runtime import freeze_start_up
@@ -179,6 +180,7 @@ def create_service_app(
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
         logs.configure_logging(service, settings.log_level)
+        refuse_foreign_settings(os.environ)
         app.state.workers = Supervisor(service, rules=settings.worker_health_rules())
         app.state.kafka_probe = KafkaProbe(settings.kafka_bootstrap, settings.topic)
         try:

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from psycopg_pool import ConnectionPool
 
 from services.analytics import SERVICE
 from services.analytics.api import router
@@ -15,6 +14,7 @@ from services.analytics.catalog import Catalog
 from services.analytics.config import AnalyticsSettings
 from services.analytics.consumers import Followers
 from services.analytics.queries import Queries
+from shared.eventstore import read_model_pool
 from shared.service import create_service_app, serve
 from shared.supervisor import Running
 
@@ -24,7 +24,7 @@ def build_app(settings: AnalyticsSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = ConnectionPool(settings.database_url, min_size=1, max_size=settings.db_pool_size, open=False)
+        pool = read_model_pool(settings.database_url, settings.db_pool_size)
         await asyncio.to_thread(pool.open, True, 30)
         catalog = Catalog(pool, settings.analytics_schema)
         await asyncio.to_thread(catalog.ensure_serving)

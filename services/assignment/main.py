@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from psycopg_pool import ConnectionPool
 
 from services.assignment import SERVICE
 from services.assignment.api import install_routes
@@ -22,7 +21,7 @@ from services.assignment.recycling import Recycler
 from services.assignment.turns import LeadTurns
 from shared.clock import Clock, system_clock
 from shared.consumer import PartitionBatch, TopicConsumer
-from shared.eventstore import ensure_schema, tracked_batch_handler, tracked_partition_positions
+from shared.eventstore import ensure_schema, read_model_pool, tracked_batch_handler, tracked_partition_positions
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve
@@ -38,7 +37,7 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         rules = settings.ownership_rules()
         await asyncio.to_thread(ensure_schema, settings, SERVICE)
         assignment = await asyncio.to_thread(AssignmentApplication, eventstore_env(settings, SERVICE), rules)
-        pool = ConnectionPool(settings.database_url, min_size=1, max_size=settings.db_pool_size, open=False)
+        pool = read_model_pool(settings.database_url, settings.db_pool_size)
         await asyncio.to_thread(pool.open, True, 30)
         readmodel = ReadModel(pool, SERVICE)
         await asyncio.to_thread(readmodel.create_tables)

@@ -17,7 +17,6 @@ from typing import Any
 
 from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
 
 from services.followup.app import FollowupApplication
 from services.followup.projections import (
@@ -30,6 +29,7 @@ from services.followup.projections import (
     changes_for,
     projected,
 )
+from shared.eventstore import read_model_pool
 from shared.follow import FollowLoop
 from shared.supervisor import WorkerHealth
 
@@ -98,7 +98,8 @@ class TaskQuery:
 class TaskBoard:
     def __init__(self, database_url: str, schema: str, pool_size: int = 4) -> None:
         self.schema = sql.Identifier(schema)
-        self.pool = ConnectionPool(database_url, min_size=1, max_size=pool_size, kwargs={"row_factory": dict_row}, open=True)
+        self.pool = read_model_pool(database_url, pool_size, row_factory=dict_row)
+        self.pool.open()
 
     def _q(self, template: str) -> sql.Composed:
         return sql.SQL(template).format(s=self.schema)

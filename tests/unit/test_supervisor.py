@@ -5,6 +5,7 @@ A fake clock and a sleep that only advances it: nothing here waits in real time.
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 from prometheus_client import REGISTRY
 
@@ -38,7 +39,7 @@ def supervisor(clock: Clock, **rules: float) -> Supervisor:
 class Crashing:
     """Fails its first ``crashes`` runs (each a new instance), then works until stopped."""
 
-    built: list[Crashing] = []
+    built: ClassVar[list[Crashing]] = []
 
     def __init__(self, crashes: int) -> None:
         self.crashes = crashes
