@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import logs
 from shared.config import ServiceSettings, refuse_foreign_settings
+from shared.idempotency import IdempotencyKeys
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.runtime import freeze_start_up
@@ -166,9 +167,11 @@ def create_service_app(
     lifespan: Callable[[FastAPI], Any],
     readiness: Callable[[FastAPI], list[ReadinessCheck]] | None = None,
     description: str = "",
+    schema: str | None = None,
 ) -> FastAPI:
     """A FastAPI app with everything a LeadFlow service exposes besides its own routes.
 
+    ``schema``: the service's own database schema (default: its name), where idempotency keys are kept.
     Readiness is: the checks ``readiness`` names (default: PostgreSQL answers, and the broker has the
     topic), and always every worker on ``app.state.workers`` working.
     """
@@ -200,6 +203,11 @@ def create_service_app(
     app.state.service = service
     install_problem_handlers(app)
 
+    # Inside request observation (its answers are counted and correlated like any other) and inside any
+    # body limits a service adds afterwards (a body is limited before it is buffered here).
+    app.add_middleware(
+        IdempotencyKeys, database_url=settings.database_url, schema=schema or service, jwt_secret=settings.jwt_secret
+    )
     app.add_middleware(ObserveRequests, service=service)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
