@@ -11,17 +11,19 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 import psycopg
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import logs
+from shared.clock import Clock, system_clock
 from shared.config import ServiceSettings, refuse_foreign_settings
 from shared.idempotency import IdempotencyKeys
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -32,6 +34,19 @@ from shared.supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+def request_clock(request: Request) -> Clock:
+    return request.app.state.clock
+
+
+def request_now(request: Request) -> datetime:
+    return request.app.state.clock()
+
+
+# A route's "now", from the service's clock (tests pass a fake one to build_app).
+AppClock = Annotated[Clock, Depends(request_clock)]
+Now = Annotated[datetime, Depends(request_now)]
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:
@@ -168,9 +183,11 @@ def create_service_app(
     readiness: Callable[[FastAPI], list[ReadinessCheck]] | None = None,
     description: str = "",
     schema: str | None = None,
+    clock: Clock = system_clock,
 ) -> FastAPI:
     """A FastAPI app with everything a LeadFlow service exposes besides its own routes.
 
+    ``clock``: where every request reads "now" (the one clock of the service, passed in from its edge).
     ``schema``: the service's own database schema (default: its name), where idempotency keys are kept.
     Readiness is: the checks ``readiness`` names (default: PostgreSQL answers, and the broker has the
     topic), and always every worker on ``app.state.workers`` working.
@@ -200,6 +217,7 @@ def create_service_app(
     no_telemetry = {"tracing": False, "metrics": False, "logs": False}
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=app_lifespan, telemetry=no_telemetry)
     app.state.settings = settings
+    app.state.clock = clock
     app.state.service = service
     install_problem_handlers(app)
 

@@ -13,6 +13,7 @@ from services.analytics.queries import Queries
 from services.analytics.reports import FunnelReport, Leaderboard, ResponseGroup, ResponseTimeReport, funnel_group, leaderboard
 from shared.auth import Principal, require_roles
 from shared.problems import Problem, validation_problem
+from shared.service import Now
 
 router = APIRouter()
 
@@ -33,8 +34,8 @@ FromDate = Annotated[
 ToDate = Annotated[date | None, Query(alias="to", description="Last capture day (UTC, inclusive); default: today.")]
 
 
-def day_range(from_date: date | None, to_date: date | None) -> tuple[date, date]:
-    to_date = to_date or datetime.now(UTC).date()
+def day_range(from_date: date | None, to_date: date | None, today: date) -> tuple[date, date]:
+    to_date = to_date or today
     from_date = from_date or to_date - timedelta(days=DEFAULT_RANGE_DAYS - 1)
     if from_date > to_date:
         raise validation_problem([{"field": "from", "message": "must not be after `to`"}])
@@ -77,11 +78,12 @@ def customer(
 def funnel(
     read: Read,
     principal: ReportReader,
+    now: Now,
     from_date: FromDate = None,
     to_date: ToDate = None,
     group_by: Literal["source", "rep", "region", "industry"] | None = None,
 ) -> FunnelReport:
-    first, last = day_range(from_date, to_date)
+    first, last = day_range(from_date, to_date, now.date())
     rows = read.funnel(*bounds(first, last), group_by)
     groups = [
         funnel_group(r["key"], [r[f"reached_{k}"] for k in range(7)], r["won"], r["lost"], r["avg_cycle_seconds"]) for r in rows
@@ -95,11 +97,12 @@ def funnel(
 def response_time(
     read: Read,
     principal: ReportReader,
+    now: Now,
     group_by: Literal["rep", "source"] = "rep",
     from_date: FromDate = None,
     to_date: ToDate = None,
 ) -> ResponseTimeReport:
-    first, last = day_range(from_date, to_date)
+    first, last = day_range(from_date, to_date, now.date())
     rows = read.response_time(*bounds(first, last), group_by)
     return ResponseTimeReport(from_date=first, to_date=last, group_by=group_by, groups=[ResponseGroup(**r) for r in rows])
 
@@ -110,6 +113,8 @@ def response_time(
     summary="Per rep: leads owned, follow-ups, won, conversion, tasks",
     tags=["reports"],
 )
-def get_leaderboard(read: Read, principal: ReportReader, from_date: FromDate = None, to_date: ToDate = None) -> Leaderboard:
-    first, last = day_range(from_date, to_date)
+def get_leaderboard(
+    read: Read, principal: ReportReader, now: Now, from_date: FromDate = None, to_date: ToDate = None
+) -> Leaderboard:
+    first, last = day_range(from_date, to_date, now.date())
     return leaderboard(first, last, read.leaderboard(first, last, *bounds(first, last)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -34,6 +34,7 @@ from shared.events import Grade
 from shared.logs import correlation_id
 from shared.metrics import COMMANDS
 from shared.problems import Problem, problem_response, validation_problem
+from shared.service import Now
 
 router = APIRouter()
 
@@ -185,10 +186,6 @@ def command(name: str, request: Request) -> Iterator[None]:
     done(name, request)
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 class DirectRoute(APIRoute):
     """A route served by calling its endpoint with the bare request; the endpoint returns its response.
 
@@ -217,9 +214,10 @@ async def claim(request: Request) -> Response:
     try:
         # Waiting for the lead's turn on the event loop, then answering from memory when the lead's
         # state settles the claim, keeps a burst of losing claims off the worker threads and the database.
+        now = request.app.state.clock()
         async with turns.of(lead):
-            owned = app.settled_claim(lead, principal.sub, now()) or await run_in_threadpool(
-                app.claim, lead, principal.sub, now(), correlation_id.get()
+            owned = app.settled_claim(lead, principal.sub, now) or await run_in_threadpool(
+                app.claim, lead, principal.sub, now, correlation_id.get()
             )
     except (AssignmentError, Contended) as refused:
         return problem_response(refusal("claim", refused), request)
@@ -228,30 +226,32 @@ async def claim(request: Request) -> Response:
 
 
 @router.post("/leads/{lead_id}/release", response_model=ReleaseOut, tags=["ownership"], summary="Give a lead back to the pool")
-def release(lead_id: UUID, app: App, principal: OwnerOrSupervisor, request: Request) -> ReleaseOut:
+def release(lead_id: UUID, app: App, principal: OwnerOrSupervisor, request: Request, now: Now) -> ReleaseOut:
     with command("release", request):
         done = app.release(
-            str(lead_id), principal.sub, supervisor=principal.is_supervisor, now=now(), correlation_id=correlation_id.get()
+            str(lead_id), principal.sub, supervisor=principal.is_supervisor, now=now, correlation_id=correlation_id.get()
         )
     return ReleaseOut(lead_id=done.lead_id, rep_id=done.rep_id, reason=done.reason, cooldown_until=done.cooldown_until)
 
 
 @router.post("/leads/{lead_id}/assign", response_model=OwnershipOut, tags=["ownership"], summary="Assign a lead to a rep")
-def assign(lead_id: UUID, body: AssignIn, app: App, principal: Supervisor, request: Request) -> OwnershipOut:
+def assign(lead_id: UUID, body: AssignIn, app: App, principal: Supervisor, request: Request, now: Now) -> OwnershipOut:
     with command("assign", request):
-        owned = app.assign(str(lead_id), body.rep_id, by=principal.sub, now=now(), correlation_id=correlation_id.get())
+        owned = app.assign(str(lead_id), body.rep_id, by=principal.sub, now=now, correlation_id=correlation_id.get())
     return OwnershipOut.of(owned)
 
 
 @router.post(
     "/reps/{rep_id}/offboard", response_model=OffboardOut, tags=["reps"], summary="Offboard a rep and move all their leads"
 )
-def offboard(rep_id: RepPath, app: App, principal: Supervisor, request: Request, body: OffboardIn | None = None) -> OffboardOut:
+def offboard(
+    rep_id: RepPath, app: App, principal: Supervisor, request: Request, now: Now, body: OffboardIn | None = None
+) -> OffboardOut:
     transfer_to = body.transfer_to if body else None
     if transfer_to == rep_id:
         raise validation_problem([{"field": "transfer_to", "message": "must differ from the rep being offboarded"}])
     with command("offboard", request):
-        done = app.offboard(rep_id, transfer_to, by=principal.sub, now=now(), correlation_id=correlation_id.get())
+        done = app.offboard(rep_id, transfer_to, by=principal.sub, now=now, correlation_id=correlation_id.get())
     return OffboardOut(rep_id=rep_id, transfer_to=transfer_to, moved=len(done.moved), lead_ids=done.moved)
 
 

@@ -102,6 +102,7 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         description="Ownership of leads: claims (报备), protection, the public pool (公海), recycling, automatic assignment.",
         settings=settings,
         lifespan=lifespan,
+        clock=clock,
     )
     install_routes(app)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -30,6 +30,7 @@ from shared.auth import Principal, require_roles
 from shared.logs import correlation_id
 from shared.metrics import COMMANDS, FOLLOW_UPS_LOGGED
 from shared.problems import Problem, validation_problem
+from shared.service import Now
 
 router = APIRouter()
 
@@ -91,10 +92,10 @@ def request_trace() -> Trace:
     tags=["follow-ups"],
     summary="Log a contact with the customer (owner or manager)",
 )
-def log_follow_up(lead_id: UUID, body: FollowUpIn, app: App, principal: Worker) -> FollowUpCreated:
+def log_follow_up(lead_id: UUID, body: FollowUpIn, app: App, principal: Worker, now: Now) -> FollowUpCreated:
     contact = Contact(**body.model_dump(exclude={"tags"}), tags=tuple(body.tags))
     with refusals("log_follow_up"):
-        logged = app.log_follow_up(str(lead_id), actor_of(principal), contact, datetime.now(UTC), request_trace())
+        logged = app.log_follow_up(str(lead_id), actor_of(principal), contact, now, request_trace())
     FOLLOW_UPS_LOGGED.labels(SERVICE, principal.sub, body.channel).inc()
     return FollowUpCreated(follow_up_id=logged.follow_up_id, lead_id=str(lead_id), stage=logged.stage)
 
@@ -161,10 +162,10 @@ def get_task(task_id: str, board: Board, principal: Reader) -> TaskOut:
     tags=["tasks"],
     summary="Mark a task done by hand (its rep or a manager); done again changes nothing",
 )
-def complete_task(task_id: str, app: App, board: Board, principal: Worker) -> TaskOut:
+def complete_task(task_id: str, app: App, board: Board, principal: Worker, now: Now) -> TaskOut:
     row = board.task(task_id)
     if row is None:
         raise Problem(404, "task-not-found", f"No task {task_id}.")
     with refusals("complete_task"):
-        task = app.complete_task(row["lead_id"], task_id, actor_of(principal), datetime.now(UTC), request_trace())
+        task = app.complete_task(row["lead_id"], task_id, actor_of(principal), now, request_trace())
     return TaskOut.of(row["lead_id"], task)

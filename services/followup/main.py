@@ -92,6 +92,7 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
         description="Follow-up records, pipeline stages, SOP cadence, tasks and reminders, overdue escalation.",
         settings=settings,
         lifespan=lifespan,
+        clock=clock,
     )
     app.include_router(router)
     return app
