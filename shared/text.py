@@ -54,16 +54,18 @@ def text_error(value: str, *, free_text: bool = False) -> str | None:
     return f"contains a control character {where}"
 
 
+# These run for every text field of every request and every consumed event: the common case (clean,
+# printable text) returns without a further call.
 def _single_line(value: str | None) -> str | None:
-    if value is not None and (error := text_error(value)) is not None:
-        raise PydanticCustomError("text_character", error)
-    return value
+    if value is None or value.isprintable() or (error := text_error(value)) is None:
+        return value
+    raise PydanticCustomError("text_character", error)
 
 
 def _free_text(value: str | None) -> str | None:
-    if value is not None and (error := text_error(value, free_text=True)) is not None:
-        raise PydanticCustomError("text_character", error)
-    return value
+    if value is None or value.isprintable() or (error := text_error(value, free_text=True)) is None:
+        return value
+    raise PydanticCustomError("text_character", error)
 
 
 def _json_value(value: Any) -> Any:
