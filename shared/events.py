@@ -42,7 +42,8 @@ class _Open(BaseModel):
     """A model that keeps the fields it does not know (the contract lets producers add them).
 
     Its text is checked like text at the HTTP edge (:mod:`shared.text`), added fields included, so a
-    record a foreign producer wrote with e.g. a NUL in it fails the contract instead of a consumer."""
+    record a foreign producer wrote with e.g. a NUL anywhere in it fails the contract instead of a
+    consumer. Ignoring unknown fields would not do: analytics stores each record as it was published."""
 
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, CleanJson] = Field(init=False)
@@ -66,7 +67,7 @@ class Payload(_Open):
         return utc_rfc3339(value) if isinstance(value, datetime) else value
 
 
-class Contact(BaseModel):
+class Contact(_Open):
     """One person in the customer's decision chain."""
 
     name: SingleLine

@@ -116,6 +116,7 @@ def captured_record(**data: object) -> dict:
         lambda e: e["data"].update(company="\u202eACME"),
         lambda e: e["data"].update(tags=["vip", "x\x1b[2J"]),
         lambda e: e["data"].update(contacts=[{"name": "王\x85五", "role": "user"}]),
+        lambda e: e["data"].update(contacts=[{"name": "王五", "role": "user", "note": "\u2067"}]),
         lambda e: e["data"].update(needs="fine\nbut \x07 rings"),
         lambda e: e["data"].update(score_reasons=[{"rule": "industry", "matched": "\u2066x"}]),
         lambda e: e["data"].update(region="华东\n"),  # a single-line field
