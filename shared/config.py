@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BeforeValidator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.supervisor import HealthRules
 
 DEV_JWT_SECRET = "leadflow-local-dev-secret-change-me"
 DEFAULT_DATABASE_URL = "postgresql://leadflow:leadflow@localhost:5433/leadflow"
@@ -33,6 +36,30 @@ def parse_duration(value: Any) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
+# Settings eventsourcing reads from the environment, bare or prefixed with an application's name
+# (``ASSIGNMENT_PERSISTENCE_MODULE``). LeadFlow builds them from its own settings only; one found in the
+# environment means someone expects it to work, and it would not, so start-up refuses it by name.
+_FOREIGN_STORE_SETTING = re.compile(
+    r"^(?:[A-Z0-9]+_)*(?:PERSISTENCE_MODULE|INFRASTRUCTURE_FACTORY|POSTGRES_[A-Z_]+|SQLITE_[A-Z_]+"
+    r"|SINGLE_ROW_TRACKING|CIPHER_TOPIC|CIPHER_KEY|COMPRESSOR_TOPIC|MAPPER_TOPIC|TRANSCODER_TOPIC"
+    r"|PROCESS_RECORDER_TOPIC|CREATE_TABLE|IS_SNAPSHOTTING_ENABLED|AGGREGATE_CACHE_[A-Z_]+)$"
+)
+
+
+class ForeignSetting(ValueError):
+    """An environment variable outside LeadFlow's settings that would change how events are stored."""
+
+
+def refuse_foreign_settings(environ: Mapping[str, str]) -> None:
+    """Stop start-up when the environment carries event-store settings that are not LeadFlow's."""
+    found = sorted(k for k in environ if not k.startswith("LEADFLOW_") and _FOREIGN_STORE_SETTING.match(k))
+    if found:
+        raise ForeignSetting(
+            f"refusing to start: {', '.join(found)} would configure the event store outside LeadFlow's settings;"
+            " unset it (the database is LEADFLOW_DATABASE_URL, everything else is fixed by LeadFlow)"
+        )
+
+
 class ServiceSettings(BaseSettings):
     """What every LeadFlow service reads from its environment."""
 
@@ -52,6 +79,18 @@ class ServiceSettings(BaseSettings):
     # Aggregates kept in memory per service; bounds memory (the goal is < 200 MB per service).
     aggregate_cache_size: int = 5000
     consumer_group_prefix: str = "leadflow"
+    # A worker with work waiting and no progress for this long makes the service unready.
+    worker_stall_after: Duration = timedelta(seconds=30)
+    # This many restarts within the window: crash-looping (unready).
+    worker_crash_loop_restarts: int = 3
+    worker_crash_loop_window: Duration = timedelta(seconds=60)
+
+    def worker_health_rules(self) -> HealthRules:
+        return HealthRules(
+            crash_loop_restarts=self.worker_crash_loop_restarts,
+            crash_loop_window=self.worker_crash_loop_window.total_seconds(),
+            stall_after=self.worker_stall_after.total_seconds(),
+        )
 
     def consumer_group(self, service: str) -> str:
         return f"{self.consumer_group_prefix}-{service}"

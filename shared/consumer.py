@@ -17,13 +17,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.events import Envelope, InvalidEvent, Payload, decode
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_REJECTED, PROJECTION_FRESHNESS
+
+if TYPE_CHECKING:
+    from shared.supervisor import WorkerHealth
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +120,14 @@ class TopicConsumer:
         batch_size: int = 1000,
         poll_timeout_ms: int = 200,
         partitions: list[int] | None = None,
+        health: WorkerHealth | None = None,
     ) -> None:
         """``partitions``: read exactly these, without taking part in the group's partition
         assignment (a replay's workers split the topic among themselves up front, so nobody
-        waits for a rebalance); None: share the topic with the group's other members."""
+        waits for a rebalance); None: share the topic with the group's other members.
+        ``health``: where the consumer reports progress and lag to its supervisor."""
         self.service = service
+        self.health = health
         self.partitions = partitions
         self.topic = topic
         self.load_positions = load_positions
@@ -145,6 +151,7 @@ class TopicConsumer:
         self._polls_in_hand = 0  # polls fetched whose records are not all applied yet
         self._uncommitted: dict[TopicPartition, int] = {}
         self._committed_at = 0.0
+        self._started = False
         self.applied = 0
 
     async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
@@ -158,6 +165,10 @@ class TopicConsumer:
         log.info("partitions assigned", extra={"positions": {str(k): v for k, v in positions.items()}})
 
     async def start(self) -> None:
+        """Connect and take partitions (once; :meth:`run` does it if nobody did)."""
+        if self._started:
+            return
+        self._started = True
         await self.consumer.start()
         if self.partitions is None:
             self.consumer.subscribe([self.topic], listener=_SeekToStoredPositions(self))
@@ -174,10 +185,13 @@ class TopicConsumer:
         """Poll, decode and apply until stopped. Decoding the next batch overlaps with writing the last one;
         writes stay strictly in order (a batch is handed over only after the previous one is stored)."""
         try:
+            await self.start()
             while not self._stopping:
                 batches = await self.consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
                 if not batches:
                     await self._settle(wait=False)
+                    if self.health is not None and self._pending is None:
+                        self.health.progressed()  # looked, found nothing waiting
                     continue
                 self._polls_in_hand += 1
                 decoded = [
@@ -238,12 +252,18 @@ class TopicConsumer:
                 log.debug("advisory commit failed", extra={"error": str(exc)})
 
     async def _report_lag(self) -> None:
+        total = 0
         for tp in self.consumer.assignment():
             highwater = self.consumer.highwater(tp)
             if highwater is None:
                 continue
             position = await self.consumer.position(tp)
-            CONSUMER_LAG.labels(self.service, str(tp.partition)).set(max(0, highwater - position))
+            lag = max(0, highwater - position)
+            total += lag
+            CONSUMER_LAG.labels(self.service, str(tp.partition)).set(lag)
+        if self.health is not None:
+            self.health.report_lag(total)
+            self.health.progressed()
 
     async def wait_until_caught_up(self, timeout: float = 30.0) -> None:
         """Wait until every assigned partition has been read to its end (used by tests and replay)."""

@@ -12,12 +12,30 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import Aggregate, BaseAggregate
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import Environment, get_topic
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool
 
 from shared.config import ServiceSettings
 from shared.consumer import Delivered, PartitionBatch, tracking_name
+
+# Seconds a request waits for a database connection before it is answered 503 (outages fail fast).
+POOL_TIMEOUT = 2
+
+
+def read_model_pool(database_url: str, max_size: int, **kwargs: Any) -> ConnectionPool:
+    """A connection pool for a service's own tables, with the event store's outage behaviour: connections
+    checked before use, at most ``POOL_TIMEOUT`` s of waiting for one. Opened by the caller."""
+    return ConnectionPool(
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        timeout=POOL_TIMEOUT,
+        check=ConnectionPool.check_connection,
+        kwargs={"connect_timeout": POOL_TIMEOUT, **kwargs},
+        open=False,
+    )
 
 
 def advisory_key(name: str) -> int:
@@ -54,7 +72,10 @@ def eventsourcing_env(settings: ServiceSettings, schema: str, **overrides: str) 
         "POSTGRES_POOL_SIZE": str(settings.db_pool_size),
         "POSTGRES_MAX_OVERFLOW": str(settings.db_pool_size),
         "POSTGRES_LOCK_TIMEOUT": "10",
-        "POSTGRES_CONNECT_TIMEOUT": "10",
+        # While PostgreSQL is down a request waits at most this long for a connection, then answers 503;
+        # a pooled connection is checked before use, so the first requests after recovery succeed.
+        "POSTGRES_CONNECT_TIMEOUT": str(POOL_TIMEOUT),
+        "POSTGRES_PRE_PING": "y",
         "CREATE_TABLE": "y",
         "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
         "PROCESS_RECORDER_TOPIC": get_topic(DedupingProcessRecorder),
@@ -170,6 +191,15 @@ class EventSourcedApplication(Application[UUID]):
     """
 
     recorder: DedupingProcessRecorder
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        """Only the settings built from ours (:func:`eventsourcing_env`): eventsourcing would also read the
+        process environment, where a stray ``<NAME>_PERSISTENCE_MODULE`` silently swaps the event store."""
+        settings = dict(type(self).env)
+        if type(self).is_snapshotting_enabled or type(self).snapshotting_intervals:
+            settings["IS_SNAPSHOTTING_ENABLED"] = "y"
+        settings.update(env or {})
+        return Environment(name, settings)
 
     @property
     def conninfo(self) -> str:

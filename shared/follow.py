@@ -9,11 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.supervisor import WorkerHealth
 
 
 class FollowLoop:
-    def __init__(self, poll_interval: float) -> None:
+    def __init__(self, poll_interval: float, health: WorkerHealth | None = None) -> None:
         self.poll_interval = poll_interval
+        self.health = health
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stopping = False
@@ -46,7 +51,10 @@ class FollowLoop:
         self._loop = asyncio.get_running_loop()
         while True:
             self._wakeup.clear()
-            if await step():
+            did = await step()
+            if self.health is not None:
+                self.health.progressed()
+            if did:
                 continue
             if self.stopping:
                 return

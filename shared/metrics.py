@@ -38,3 +38,16 @@ COMMANDS = Counter("leadflow_commands_total", "Domain commands handled, by outco
 FOLLOW_UPS_LOGGED = Counter(
     "leadflow_follow_ups_logged_total", "Follow-ups recorded, by rep and channel", ["service", "rep_id", "channel"]
 )
+WORKER_RESTARTS = Counter(
+    "leadflow_worker_restarts_total", "Restarts of a background worker after it crashed", ["service", "worker"]
+)
+WORKER_LAST_PROGRESS = Gauge(
+    "leadflow_worker_last_progress_timestamp_seconds",
+    "When a background worker last finished a unit of work (or found none to do), Unix time",
+    ["service", "worker"],
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "leadflow_events_dead_lettered_total",
+    "Records or stored events a worker could not apply and parked (dead-lettered)",
+    ["service", "worker", "reason"],
+)

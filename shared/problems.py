@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import psycopg
+import psycopg_pool
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.retry import GaveUp
+
+log = logging.getLogger(__name__)
+
 PROBLEM_JSON = "application/problem+json"
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+    StoreOperationalError,
+    StoreInterfaceError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
 TYPE_PREFIX = "urn:leadflow:problem:"
 
 _TITLES = {
@@ -69,6 +89,24 @@ class Problem(Exception):
         return body
 
 
+# Seconds a client is asked to wait before trying again while a dependency is down.
+OUTAGE_RETRY_AFTER = 2
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A failure that says PostgreSQL or Kafka could not be reached (or did not answer in time), not a bug."""
+    return isinstance(exc, OUTAGE_ERRORS) or (exc.__cause__ is not None and isinstance(exc.__cause__, OUTAGE_ERRORS))
+
+
+def unavailable() -> Problem:
+    return Problem(
+        503,
+        "service-unavailable",
+        "A service this request needs (the database or the message broker) is unavailable; try again shortly.",
+        headers={"Retry-After": str(OUTAGE_RETRY_AFTER)},
+    )
+
+
 def validation_problem(errors: list[dict[str, str]], detail: str = "The request is invalid.") -> Problem:
     return Problem(422, "validation-error", detail, errors=errors)
 
@@ -108,6 +146,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(Problem(exc.status_code, kind, detail, headers=exc.headers), request)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, GaveUp):  # lost every race for the same aggregate: nothing recorded, try again
+            contended = Problem(
+                409, "contended", "Too many concurrent changes to this lead; try again.", headers={"Retry-After": "1"}
+            )
+            return problem_response(contended, request)
+        if is_outage(exc):
+            log.warning("dependency unavailable", extra={"error": repr(exc), "path": request.scope["path"]})
+            return problem_response(unavailable(), request)
+        log.error("unexpected error", exc_info=exc, extra={"path": request.scope["path"]})
         return problem_response(Problem(500, "internal-error", "An unexpected error occurred."), request)
 
     app.add_exception_handler(Problem, on_problem)

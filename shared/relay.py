@@ -19,6 +19,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaProducer
@@ -31,6 +32,7 @@ from shared.events import Envelope, Payload, deterministic_event_id, encode, kaf
 from shared.eventstore import EventSourcedApplication, advisory_key
 from shared.follow import FollowLoop
 from shared.metrics import EVENTS_PUBLISHED, RELAY_BACKLOG, RELAY_POSITION
+from shared.supervisor import Build, WorkerHealth
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,11 @@ class OutboxRelay:
         batch_size: int = 2000,
         poll_interval: float = 0.2,
         linger: float = 0.03,
+        health: WorkerHealth | None = None,
+        owns_producer: bool = False,
     ) -> None:
+        """``owns_producer``: the relay stops the producer when :meth:`run` ends (a worker built afresh
+        for every start brings its own client, and must not leave it open after a crash)."""
         self.app = app
         self.service = service
         self.producer = producer
@@ -104,7 +110,9 @@ class OutboxRelay:
         # request) is published in a few batches rather than one read, send and position write per commit.
         self.linger = linger
         self.position = 0
-        self.follow = FollowLoop(poll_interval)
+        self.health = health
+        self.owns_producer = owns_producer
+        self.follow = FollowLoop(poll_interval, health)
         self.published = 0
 
     @classmethod
@@ -115,6 +123,7 @@ class OutboxRelay:
         producer: AIOKafkaProducer,
         settings: ServiceSettings,
         mapping: IntegrationMapping,
+        **options: Any,
     ) -> OutboxRelay:
         """A service's relay, configured from its settings (topic, batch size, poll interval)."""
         return cls(
@@ -125,13 +134,36 @@ class OutboxRelay:
             mapping=mapping,
             batch_size=settings.relay_batch_size,
             poll_interval=settings.relay_poll_interval.total_seconds(),
+            **options,
         )
+
+    @classmethod
+    def worker(cls, app: EventSourcedApplication, service: str, settings: ServiceSettings, mapping: IntegrationMapping) -> Build:
+        """How the supervisor builds this service's relay: with a producer of its own on every start."""
+
+        async def build(health: WorkerHealth) -> OutboxRelay:
+            producer = build_producer(settings.kafka_bootstrap)
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            return cls.for_service(app, service, producer, settings, mapping, health=health, owns_producer=True)
+
+        return build
 
     def stop(self) -> None:
         self.follow.stop()
 
     async def run(self) -> None:
         """Publish until stopped. With several replicas, only the holder of the leader lock publishes."""
+        try:
+            await self._run()
+        finally:
+            if self.owns_producer:
+                await self.producer.stop()
+
+    async def _run(self) -> None:
         async with await psycopg.AsyncConnection.connect(self.app.conninfo, autocommit=True) as lock_conn:
             if not await self._lead(lock_conn):
                 return
@@ -144,11 +176,7 @@ class OutboxRelay:
                 nonlocal caught_up
                 if caught_up and not self.follow.stopping:
                     await asyncio.sleep(self.linger)  # not cut short by nudges: they are what it waits for
-                try:
-                    published = await self.publish_once()
-                except Exception:
-                    await self._report_backlog()  # e.g. Kafka is down: show how much is waiting
-                    raise
+                published = await self.publish_once()
                 caught_up = published < self.batch_size
                 return published
 
@@ -156,12 +184,16 @@ class OutboxRelay:
                 # The lock lives as long as this session; a dead session means another replica may lead.
                 await lock_conn.execute("SELECT 1")
 
-            listening = asyncio.create_task(self._listen(), name="relay-listen")
+            helpers = [
+                asyncio.create_task(self._listen(), name="relay-listen"),
+                asyncio.create_task(self._watch_backlog(), name="relay-backlog"),
+            ]
             try:
                 await self.follow.run(step, between=check_lock_session)
             finally:
-                listening.cancel()
-                await asyncio.gather(listening, return_exceptions=True)
+                for helper in helpers:
+                    helper.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
             log.info("relay stopped", extra={"position": self.position})
 
     async def _listen(self) -> None:
@@ -195,7 +227,7 @@ class OutboxRelay:
         """Publish the next batch, if any; returns how many notifications it covered."""
         notifications = await asyncio.to_thread(self.app.recorder.select_notifications, self.position + 1, self.batch_size)
         if not notifications:
-            RELAY_BACKLOG.labels(self.service).set(0)
+            self._set_backlog(0)
             return 0
         envelopes: list[Envelope] = []
         for notification in notifications:
@@ -221,13 +253,22 @@ class OutboxRelay:
         self.published += len(envelopes)
         RELAY_POSITION.labels(self.service).set(last_id)
         if len(notifications) < self.batch_size:
-            RELAY_BACKLOG.labels(self.service).set(0)  # caught up with what was committed when we read
+            self._set_backlog(0)  # caught up with what was committed when we read
         return len(notifications)
 
-    async def _report_backlog(self) -> None:
-        with contextlib.suppress(Exception):
-            newest = await asyncio.to_thread(self.app.recorder.max_notification_id)
-            RELAY_BACKLOG.labels(self.service).set(max(0, (newest or 0) - self.position))
+    def _set_backlog(self, backlog: int) -> None:
+        RELAY_BACKLOG.labels(self.service).set(backlog)
+        if self.health is not None:
+            self.health.report_lag(backlog)
+
+    async def _watch_backlog(self, interval: float = 1.0) -> None:
+        """The real backlog, read from the event store while a publish may be stuck (Kafka down): the gauge
+        and the worker's lag then say how much is waiting, and a relay that cannot publish shows as stalled."""
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):  # the database may be what is down; readiness says so
+                newest = await asyncio.to_thread(self.app.recorder.max_notification_id)
+                self._set_backlog(max(0, (newest or 0) - self.position))
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Publish everything recorded so far; only while :meth:`run` is not running (tests, tools)."""

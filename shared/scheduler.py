@@ -4,29 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from shared.supervisor import WorkerHealth
 
 
 class Ticker:
-    """Runs ``tick`` (a blocking function, in a thread) every ``interval`` seconds until stopped."""
+    """Runs ``tick`` (a blocking function, in a thread) every ``interval`` seconds until stopped.
 
-    def __init__(self, name: str, interval: float, tick: Callable[[], object]) -> None:
+    A tick that fails ends :meth:`run` with its error: the supervisor restarts the ticker with back-off,
+    counts it, and a ticker that keeps failing makes the service unready instead of failing in silence."""
+
+    def __init__(self, name: str, interval: float, tick: Callable[[], object], health: WorkerHealth | None = None) -> None:
         self.name = name
         self.interval = interval
         self.tick = tick
+        self.health = health
         self._stop = asyncio.Event()
+
+    @classmethod
+    def worker(cls, name: str, interval: timedelta, tick: Callable[[], object]) -> Callable[[WorkerHealth], Ticker]:
+        """How the supervisor builds this ticker (afresh on every start)."""
+        return lambda health: cls(name, interval.total_seconds(), tick, health)
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
         while not self._stop.is_set():
-            try:
-                await asyncio.to_thread(self.tick)
-            except Exception:
-                log.exception("scheduler tick failed", extra={"scheduler": self.name})
+            await asyncio.to_thread(self.tick)
+            if self.health is not None:
+                self.health.progressed()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.interval)

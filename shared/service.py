@@ -4,7 +4,9 @@ and supervised background workers (relay, consumers, schedulers) tied to the app
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,62 +15,24 @@ from typing import Any
 
 import psycopg
 import uvicorn
-from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import logs
-from shared.config import ServiceSettings
+from shared.config import ServiceSettings, refuse_foreign_settings
+from shared.idempotency import IdempotencyKeys
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.runtime import freeze_start_up
+from shared.supervisor import Supervisor
 from shared.text import text_error
 
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[None]]
-
-
-class Workers:
-    """Long-running coroutines of one service; each restarts with back-off if it crashes."""
-
-    def __init__(self) -> None:
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._stoppers: list[Callable[[], None]] = []
-
-    def start(self, name: str, factory: Callable[[], Awaitable[None]], stop: Callable[[], None] | None = None) -> None:
-        self._tasks[name] = asyncio.create_task(self._supervise(name, factory), name=name)
-        if stop is not None:
-            self._stoppers.append(stop)
-
-    async def _supervise(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
-        delay = 0.5
-        while True:
-            started = time.monotonic()
-            try:
-                await factory()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("worker crashed; restarting", extra={"worker": name})
-                if time.monotonic() - started > 30:
-                    delay = 0.5
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 15)
-
-    async def stop(self, timeout: float = 15.0) -> None:
-        """Ask every worker to finish what it holds, then wait; cancel what does not finish in time."""
-        for stop in self._stoppers:
-            stop()
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(self._tasks.values(), timeout=timeout)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:
@@ -90,25 +54,66 @@ def serve(app: FastAPI, host: str, port: int) -> None:
     )
 
 
+# A readiness probe answers within the orchestrator's timeout even while a dependency hangs.
+CHECK_TIMEOUT = 2.0
+
+
 def postgres_check(settings: ServiceSettings) -> ReadinessCheck:
     async def check() -> None:
-        async with await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=3) as conn:
-            await conn.execute("SELECT 1")
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            async with await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=2) as conn:
+                await conn.execute("SELECT 1")
 
     check.__name__ = "postgresql"
     return check
 
 
-def kafka_check(producer_of: Callable[[], AIOKafkaProducer | None], topic: str) -> ReadinessCheck:
+class KafkaProbe:
+    """Asks the broker itself (a metadata request, not a client's cached metadata) whether the topic is there."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self._admin: AIOKafkaAdminClient | None = None
+
+    async def __call__(self) -> None:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000)
+                await admin.start()
+                self._admin = admin
+            try:
+                topics = await self._admin.list_topics()
+            except Exception:
+                await self.close()  # a fresh client next time, rather than one stuck on a dead connection
+                raise
+        if self.topic not in topics:
+            raise RuntimeError(f"topic {self.topic} does not exist")
+
+    async def close(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+
+def kafka_check(app: FastAPI) -> ReadinessCheck:
+    """The probe the shell keeps on ``app.state.kafka_probe`` (opened lazily, closed with the app)."""
+
     async def check() -> None:
-        producer = producer_of()
-        if producer is None:
-            raise RuntimeError("Kafka producer not started")
-        partitions = await asyncio.wait_for(producer.partitions_for(topic), 3)
-        if not partitions:
-            raise RuntimeError(f"topic {topic} has no partitions")
+        await app.state.kafka_probe()
 
     check.__name__ = "kafka"
+    return check
+
+
+def workers_check(app: FastAPI) -> ReadinessCheck:
+    async def check() -> None:
+        problems = app.state.workers.problems()
+        if problems:
+            raise RuntimeError("; ".join(f"{name} {why}" for name, why in sorted(problems.items())))
+
+    check.__name__ = "workers"
     return check
 
 
@@ -165,29 +170,33 @@ def create_service_app(
     lifespan: Callable[[FastAPI], Any],
     readiness: Callable[[FastAPI], list[ReadinessCheck]] | None = None,
     description: str = "",
+    schema: str | None = None,
 ) -> FastAPI:
     """A FastAPI app with everything a LeadFlow service exposes besides its own routes.
 
-    Readiness defaults to: PostgreSQL answers, and the producer the lifespan put on ``app.state.producer``
-    sees the topic.
+    ``schema``: the service's own database schema (default: its name), where idempotency keys are kept.
+    Readiness is: the checks ``readiness`` names (default: PostgreSQL answers, and the broker has the
+    topic), and always every worker on ``app.state.workers`` working.
     """
     if readiness is None:
 
         def readiness(app: FastAPI) -> list[ReadinessCheck]:
-            return [
-                postgres_check(settings),
-                kafka_check(lambda: getattr(app.state, "producer", None), settings.topic),
-            ]
+            return [postgres_check(settings), kafka_check(app)]
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
         logs.configure_logging(service, settings.log_level)
-        app.state.workers = Workers()
-        async with lifespan(app):
-            freeze_start_up()
-            yield
-            # Workers (relay, consumers) finish while the clients they use are still open.
-            await app.state.workers.stop()
+        refuse_foreign_settings(os.environ)
+        app.state.workers = Supervisor(service, rules=settings.worker_health_rules())
+        app.state.kafka_probe = KafkaProbe(settings.kafka_bootstrap, settings.topic)
+        try:
+            async with lifespan(app):
+                freeze_start_up()
+                yield
+                # Workers (relay, consumers) finish while the clients they use are still open.
+                await app.state.workers.stop()
+        finally:
+            await app.state.kafka_probe.close()
 
     # FastAPI's OpenTelemetry hooks are off: the services report through Prometheus (/metrics), and
     # the hooks look up the OpenTelemetry providers on every request.
@@ -197,6 +206,11 @@ def create_service_app(
     app.state.service = service
     install_problem_handlers(app)
 
+    # Inside request observation (its answers are counted and correlated like any other) and inside any
+    # body limits a service adds afterwards (a body is limited before it is buffered here).
+    app.add_middleware(
+        IdempotencyKeys, database_url=settings.database_url, schema=schema or service, jwt_secret=settings.jwt_secret
+    )
     app.add_middleware(ObserveRequests, service=service)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
@@ -206,13 +220,14 @@ def create_service_app(
     @app.get("/readyz", tags=["operations"], summary="Kafka and PostgreSQL connections work")
     async def readyz() -> JSONResponse:
         failures = {}
-        for check in readiness(app):
+        for check in [*readiness(app), workers_check(app)]:
             try:
                 await check()
             except Exception as exc:
                 failures[check.__name__] = str(exc) or type(exc).__name__
         if failures:
-            problem = Problem(503, "not-ready", "; ".join(failures.values()), checks=failures)
+            detail = "; ".join(f"{name}: {why}" for name, why in failures.items())
+            problem = Problem(503, "not-ready", detail, checks=failures, headers={"Retry-After": "5"})
             return problem_response(problem, None)
         return JSONResponse({"status": "ready", "service": service})
 

@@ -34,7 +34,16 @@ command_of() {
 }
 ready_path_of() { [[ $1 == analytics-streams ]] && echo /healthz || echo /readyz; }
 
-running() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+# Running: the recorded pid is alive, not a zombie (a process killed with -9 and not yet reaped still
+# answers `kill -0`), and still runs this service's module (pids get reused).
+running() {
+  [[ -f "$RUN/$1.pid" ]] || return 1
+  local pid; pid="$(cat "$RUN/$1.pid")"
+  [[ -r "/proc/$pid/stat" ]] || return 1
+  [[ "$(cut -d' ' -f3 "/proc/$pid/stat")" != Z ]] || return 1
+  local module; module="$(command_of "$1")"; module="${module%% *}"
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-m $module"
+}
 
 start() {
   cd "$ROOT"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from psycopg_pool import ConnectionPool
 
@@ -13,12 +14,17 @@ from services.analytics.catalog import Catalog, Instance
 from services.analytics.config import AnalyticsSettings
 from services.analytics.tracking import InstanceWriter
 from shared.consumer import TopicConsumer
+from shared.supervisor import Supervisor, WorkerHealth
 
 log = logging.getLogger(__name__)
 
 
 def instance_consumer(
-    settings: AnalyticsSettings, writer: InstanceWriter, batch_size: int, partitions: list[int] | None = None
+    settings: AnalyticsSettings,
+    writer: InstanceWriter,
+    batch_size: int,
+    partitions: list[int] | None = None,
+    health: WorkerHealth | None = None,
 ) -> TopicConsumer:
     """A consumer that applies the topic to the writer's instance; its group is the instance's, so the
     service and a replay CLI following the same instance share the partitions instead of doubling the work.
@@ -32,19 +38,21 @@ def instance_consumer(
         handle_batch=writer.handle_batch,
         batch_size=batch_size,
         partitions=partitions,
+        health=health,
     )
 
 
 class Followers:
-    """Keeps every serving instance up to date; re-reads the catalog every ``catalog_poll_interval``."""
+    """Keeps every serving instance up to date, one supervised consumer each (worker ``instance-<name>``);
+    re-reads the catalog every ``catalog_poll_interval`` to follow what a replay promoted or retired."""
 
-    def __init__(self, settings: AnalyticsSettings, pool: ConnectionPool, catalog: Catalog) -> None:
+    def __init__(self, settings: AnalyticsSettings, pool: ConnectionPool, catalog: Catalog, workers: Supervisor) -> None:
         self.settings = settings
         self.pool = pool
         self.catalog = catalog
+        self.workers = workers
         self._stop = asyncio.Event()
-        self._running: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
-        self.consumers: dict[str, TopicConsumer] = {}
+        self._following: set[str] = set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -54,44 +62,26 @@ class Followers:
             while not self._stop.is_set():
                 serving = {instance.name: instance for instance in await asyncio.to_thread(self.catalog.serving_instances)}
                 for name, instance in serving.items():
-                    if name not in self._running:
-                        stop = asyncio.Event()
-                        self._running[name] = (stop, asyncio.create_task(self._follow(instance, stop), name=f"follow-{name}"))
-                for name in [n for n in self._running if n not in serving]:
+                    if name not in self._following:
+                        self._following.add(name)
+                        self.workers.start(f"instance-{name}", self._consumer_of(instance))
+                        log.info("following instance", extra={"instance": name, "projections": instance.projection_names})
+                for name in [n for n in self._following if n not in serving]:
                     await self._halt(name)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.settings.catalog_poll_interval.total_seconds())
         finally:
-            for name in list(self._running):
+            for name in list(self._following):
                 await self._halt(name)
 
-    async def _halt(self, name: str) -> None:
-        stop, task = self._running.pop(name)
-        stop.set()
-        consumer = self.consumers.get(name)
-        if consumer is not None:
-            consumer.stop()
-        await task
-        log.info("stopped following instance", extra={"instance": name})
-
-    async def _follow(self, instance: Instance, stop: asyncio.Event) -> None:
-        """Apply the topic to ``instance`` until told to stop, restarting the consumer after a failure."""
-        delay = 0.5
-        while not stop.is_set():
+    def _consumer_of(self, instance: Instance) -> Callable[[WorkerHealth], TopicConsumer]:
+        def build(health: WorkerHealth) -> TopicConsumer:
             writer = InstanceWriter(self.pool, instance, self.settings.topic)
-            consumer = instance_consumer(self.settings, writer, self.settings.consumer_batch_size)
-            self.consumers[instance.name] = consumer
-            try:
-                await consumer.start()
-                log.info("following instance", extra={"instance": instance.name, "projections": instance.projection_names})
-                await consumer.run()
-                return
-            except Exception:
-                log.exception("instance consumer failed; restarting", extra={"instance": instance.name})
-                with contextlib.suppress(Exception):
-                    await consumer.consumer.stop()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, 15)
-            finally:
-                self.consumers.pop(instance.name, None)
+            return instance_consumer(self.settings, writer, self.settings.consumer_batch_size, health=health)
+
+        return build
+
+    async def _halt(self, name: str) -> None:
+        self._following.discard(name)
+        await self.workers.halt(f"instance-{name}")
+        log.info("stopped following instance", extra={"instance": name})

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from psycopg_pool import ConnectionPool
 
 from services.assignment import SERVICE
 from services.assignment.api import install_routes
@@ -22,10 +21,11 @@ from services.assignment.recycling import Recycler
 from services.assignment.turns import LeadTurns
 from shared.clock import Clock, system_clock
 from shared.consumer import PartitionBatch, TopicConsumer
-from shared.eventstore import ensure_schema, tracked_batch_handler, tracked_partition_positions
-from shared.relay import OutboxRelay, build_producer
+from shared.eventstore import ensure_schema, read_model_pool, tracked_batch_handler, tracked_partition_positions
+from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve
+from shared.supervisor import WorkerHealth
 
 
 def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_clock) -> FastAPI:
@@ -37,17 +37,22 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         rules = settings.ownership_rules()
         await asyncio.to_thread(ensure_schema, settings, SERVICE)
         assignment = await asyncio.to_thread(AssignmentApplication, eventstore_env(settings, SERVICE), rules)
-        pool = ConnectionPool(settings.database_url, min_size=1, max_size=settings.db_pool_size, open=False)
+        pool = read_model_pool(settings.database_url, settings.db_pool_size)
         await asyncio.to_thread(pool.open, True, 30)
         readmodel = ReadModel(pool, SERVICE)
         await asyncio.to_thread(readmodel.create_tables)
-        producer = build_producer(settings.kafka_bootstrap)
-        await producer.start()
-        relay = OutboxRelay.for_service(assignment, SERVICE, producer, settings, to_integration_events)
-        projector = Projector(assignment, readmodel, poll_interval=settings.relay_poll_interval.total_seconds())
+        projectors: list[Projector] = []
 
         def nudge() -> None:  # the relay wakes by itself at each commit (it listens for them)
-            projector.nudge()
+            for projector in projectors:
+                projector.nudge()
+
+        def project(health: WorkerHealth) -> Projector:
+            projector = Projector(
+                assignment, readmodel, poll_interval=settings.relay_poll_interval.total_seconds(), health=health
+            )
+            projectors[:] = [projector]
+            return projector
 
         policy = UpstreamPolicy(rules, routing, clock)
         apply_batch = tracked_batch_handler(assignment, settings.topic, policy, policy.aggregate_ids)
@@ -64,11 +69,8 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
                 nudge()
             return applied
 
-        consumers: list[TopicConsumer] = []
-
-        async def consume() -> None:
-            # A fresh Kafka consumer per (re)start: a stopped aiokafka consumer cannot be started again.
-            consumer = TopicConsumer(
+        def consumer(health: WorkerHealth) -> TopicConsumer:
+            return TopicConsumer(
                 service=SERVICE,
                 bootstrap=settings.kafka_bootstrap,
                 topic=settings.topic,
@@ -76,24 +78,21 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
                 load_positions=tracked_partition_positions(assignment, settings.topic),
                 handle_batch=handle_batch,
                 batch_size=settings.consumer_batch_size,
+                health=health,
             )
-            consumers[:] = [consumer]
-            await consumer.start()
-            await consumer.run()
 
         recycler = Recycler(assignment, readmodel, clock, batch_size=settings.scheduler_batch_size, on_recorded=nudge)
-        ticker = Ticker("recycling", settings.scheduler_tick.total_seconds(), recycler.tick)
-        app.state.assignment, app.state.readmodel, app.state.producer = assignment, readmodel, producer
+        app.state.assignment, app.state.readmodel = assignment, readmodel
         app.state.nudge = nudge
         app.state.turns = LeadTurns()
-        app.state.workers.start("relay", relay.run, relay.stop)
-        app.state.workers.start("projector", projector.run, projector.stop)
-        app.state.workers.start("consumer", consume, lambda: [c.stop() for c in consumers])
-        app.state.workers.start("recycling", ticker.run, ticker.stop)
+        workers = app.state.workers
+        workers.start("relay", OutboxRelay.worker(assignment, SERVICE, settings, to_integration_events))
+        workers.start("projector", project)
+        workers.start("consumer", consumer)
+        workers.start("recycling", Ticker.worker("recycling", settings.scheduler_tick, recycler.tick))
         try:
             yield  # the shell stops the workers (the relay flushes) before this resumes
         finally:
-            await producer.stop()
             await asyncio.to_thread(pool.close)
             assignment.close()
 

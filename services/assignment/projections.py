@@ -14,6 +14,7 @@ from eventsourcing.domain import DomainEventProtocol
 from services.assignment.domain.ownership import Ownership
 from shared.eventstore import EventSourcedApplication
 from shared.follow import FollowLoop
+from shared.supervisor import WorkerHealth
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,19 @@ class ReadModelStore(Protocol):
 class Projector:
     """Follows the application's notification log and applies it to the read model, in order."""
 
-    def __init__(self, app: EventSourcedApplication, store: ReadModelStore, batch_size: int = 1000, poll_interval: float = 0.2):
+    def __init__(
+        self,
+        app: EventSourcedApplication,
+        store: ReadModelStore,
+        batch_size: int = 1000,
+        poll_interval: float = 0.2,
+        health: WorkerHealth | None = None,
+    ):
         self.app = app
         self.store = store
         self.batch_size = batch_size
         self.position = 0
-        self.follow = FollowLoop(poll_interval)
+        self.follow = FollowLoop(poll_interval, health)
 
     def nudge(self) -> None:
         """Something was recorded: project it now rather than at the next poll (thread-safe)."""

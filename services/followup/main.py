@@ -22,9 +22,10 @@ from services.followup.task_board import TaskBoard, TaskBoardProjector
 from shared.clock import Clock, system_clock
 from shared.consumer import TopicConsumer
 from shared.eventstore import ensure_schema, eventsourcing_env, tracked_batch_handler, tracked_partition_positions
-from shared.relay import OutboxRelay, build_producer
+from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve
+from shared.supervisor import WorkerHealth
 
 
 def rules_from(settings: FollowupSettings) -> Rules:
@@ -43,34 +44,45 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
         followup = await asyncio.to_thread(FollowupApplication, eventsourcing_env(settings, SERVICE), rules)
         board = TaskBoard(settings.database_url, SERVICE)
         await asyncio.to_thread(board.ensure_tables)
-        producer = build_producer(settings.kafka_bootstrap)
-        await producer.start()
-        relay = OutboxRelay.for_service(followup, SERVICE, producer, settings, to_integration_events)
-        projector = TaskBoardProjector(followup, board, poll_interval=settings.relay_poll_interval.total_seconds())
-        followup.on_recorded(projector.nudge)
+        projectors: list[TaskBoardProjector] = []
+
+        def nudge() -> None:
+            for projector in projectors:
+                projector.nudge()
+
+        followup.on_recorded(nudge)
         policy = UpstreamPolicy(rules)
-        consumer = TopicConsumer(
-            service=SERVICE,
-            bootstrap=settings.kafka_bootstrap,
-            topic=settings.topic,
-            group_id=settings.consumer_group(SERVICE),
-            load_positions=tracked_partition_positions(followup, settings.topic),
-            handle_batch=tracked_batch_handler(followup, settings.topic, policy, policy.aggregate_ids),
-            batch_size=settings.consumer_batch_size,
-        )
-        await consumer.start()
+        handle_batch = tracked_batch_handler(followup, settings.topic, policy, policy.aggregate_ids)
+
+        def task_board(health: WorkerHealth) -> TaskBoardProjector:
+            projector = TaskBoardProjector(
+                followup, board, poll_interval=settings.relay_poll_interval.total_seconds(), health=health
+            )
+            projectors[:] = [projector]
+            return projector
+
+        def consumer(health: WorkerHealth) -> TopicConsumer:
+            return TopicConsumer(
+                service=SERVICE,
+                bootstrap=settings.kafka_bootstrap,
+                topic=settings.topic,
+                group_id=settings.consumer_group(SERVICE),
+                load_positions=tracked_partition_positions(followup, settings.topic),
+                handle_batch=handle_batch,
+                batch_size=settings.consumer_batch_size,
+                health=health,
+            )
+
         watch = DueWatch(followup, board, escalation, clock, settings.due_batch_size)
-        ticker = Ticker("followup-due", settings.scheduler_tick.total_seconds(), watch.tick)
-        app.state.followup, app.state.board, app.state.producer = followup, board, producer
+        app.state.followup, app.state.board = followup, board
         workers = app.state.workers
-        workers.start("relay", relay.run, relay.stop)
-        workers.start("task-board", projector.run, projector.stop)
-        workers.start("consumer", consumer.run, consumer.stop)
-        workers.start("due-watch", ticker.run, ticker.stop)
+        workers.start("relay", OutboxRelay.worker(followup, SERVICE, settings, to_integration_events))
+        workers.start("task-board", task_board)
+        workers.start("consumer", consumer)
+        workers.start("due-watch", Ticker.worker("followup-due", settings.scheduler_tick, watch.tick))
         try:
             yield  # the shell stops the workers (the relay publishes what is recorded) before this resumes
         finally:
-            await producer.stop()
             board.close()
             followup.close()
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
 
 from services.followup.app import FollowupApplication
 from services.followup.projections import (
@@ -30,7 +29,9 @@ from services.followup.projections import (
     changes_for,
     projected,
 )
+from shared.eventstore import read_model_pool
 from shared.follow import FollowLoop
+from shared.supervisor import WorkerHealth
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS {s}.task_board (
@@ -97,7 +98,8 @@ class TaskQuery:
 class TaskBoard:
     def __init__(self, database_url: str, schema: str, pool_size: int = 4) -> None:
         self.schema = sql.Identifier(schema)
-        self.pool = ConnectionPool(database_url, min_size=1, max_size=pool_size, kwargs={"row_factory": dict_row}, open=True)
+        self.pool = read_model_pool(database_url, pool_size, row_factory=dict_row)
+        self.pool.open()
 
     def _q(self, template: str) -> sql.Composed:
         return sql.SQL(template).format(s=self.schema)
@@ -189,11 +191,18 @@ class TaskBoard:
 class TaskBoardProjector:
     """Follows followup's notification log into the task board; woken by :meth:`nudge` after each save."""
 
-    def __init__(self, app: FollowupApplication, board: TaskBoard, batch_size: int = 1000, poll_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        app: FollowupApplication,
+        board: TaskBoard,
+        batch_size: int = 1000,
+        poll_interval: float = 0.2,
+        health: WorkerHealth | None = None,
+    ) -> None:
         self.app = app
         self.board = board
         self.batch_size = batch_size
-        self.follow = FollowLoop(poll_interval)
+        self.follow = FollowLoop(poll_interval, health)
         # Where to read on from: the stored position as of this projector's last look (read first when None).
         # Only a hint: the board skips, under its position lock, whatever another replica applied meanwhile.
         self.position: int | None = None

@@ -25,7 +25,7 @@ from services.intake.publishers import to_integration_events
 from services.intake.store import IntakeRecorder
 from shared.clock import system_clock
 from shared.eventstore import ensure_schema, eventsourcing_env
-from shared.relay import OutboxRelay, build_producer
+from shared.relay import OutboxRelay
 from shared.service import create_service_app, postgres_check, serve
 
 
@@ -34,20 +34,6 @@ async def open_intake(settings: IntakeSettings) -> IntakeApplication:
     await asyncio.to_thread(ensure_schema, settings, SERVICE)
     env = eventsourcing_env(settings, SERVICE, PROCESS_RECORDER_TOPIC=get_topic(IntakeRecorder))
     return await asyncio.to_thread(IntakeApplication, env, rules)
-
-
-@asynccontextmanager
-async def relay_running(app: FastAPI, intake: IntakeApplication, settings: IntakeSettings) -> AsyncIterator[None]:
-    """The outbox relay as one of the app's workers (the shell stops it, flushing, before this exits)."""
-    producer = build_producer(settings.kafka_bootstrap)
-    await producer.start()
-    try:
-        relay = OutboxRelay.for_service(intake, SERVICE, producer, settings, to_integration_events)
-        app.state.producer = producer  # for readiness
-        app.state.workers.start("relay", relay.run, relay.stop)
-        yield
-    finally:
-        await producer.stop()
 
 
 def build_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -61,10 +47,8 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
         app.state.intake, app.state.coalescer = intake, coalescer
         try:
             if settings.intake_embedded_relay:
-                async with relay_running(app, intake, settings):
-                    yield
-            else:
-                yield
+                app.state.workers.start("relay", OutboxRelay.worker(intake, SERVICE, settings, to_integration_events))
+            yield
         finally:
             await asyncio.to_thread(coalescer.stop)
             intake.close()
@@ -97,9 +81,9 @@ def build_relay_app(settings: IntakeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         intake = await open_intake(settings)
+        app.state.workers.start("relay", OutboxRelay.worker(intake, SERVICE, settings, to_integration_events))
         try:
-            async with relay_running(app, intake, settings):
-                yield
+            yield
         finally:
             intake.close()
 

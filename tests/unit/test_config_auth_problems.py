@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from shared import logs
 from shared.auth import CurrentPrincipal, Principal, authorize, mint_token, require_roles, verify_token
-from shared.config import DEV_JWT_SECRET, ServiceSettings, parse_duration
+from shared.config import DEV_JWT_SECRET, ForeignSetting, ServiceSettings, parse_duration, refuse_foreign_settings
 from shared.problems import Problem, install_problem_handlers
 from shared.service import ObserveRequests
 
@@ -154,6 +154,57 @@ def test_authorize_checks_token_and_role_like_the_dependency():
     assert client.post("/reps-only", headers=bearer("rep", "rep-3")).json() == {"sub": "rep-3"}
     assert client.post("/reps-only", headers=bearer("manager")).status_code == 403
     assert client.post("/reps-only").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ASSIGNMENT_PERSISTENCE_MODULE", "PERSISTENCE_MODULE", "POSTGRES_ENABLE_DB_FUNCTIONS", "FOLLOWUP_POSTGRES_SCHEMA"],
+)
+def test_an_event_store_setting_outside_leadflows_stops_start_up_naming_it(name):
+    with pytest.raises(ForeignSetting, match=name):
+        refuse_foreign_settings({name: "eventsourcing.popo", "PATH": "/usr/bin"})
+
+
+def test_leadflows_own_settings_and_unrelated_variables_are_fine():
+    refuse_foreign_settings({"LEADFLOW_DATABASE_URL": "postgresql://x", "HOME": "/root", "PYTHONPATH": "."})
+
+
+def test_the_event_store_ignores_the_process_environment(monkeypatch):
+    from eventsourcing.popo import POPOProcessRecorder
+
+    from shared.eventstore import EventSourcedApplication
+
+    monkeypatch.setenv("PROBE_PERSISTENCE_MODULE", "eventsourcing.sqlite")
+    monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.sqlite")
+
+    class Probe(EventSourcedApplication):
+        name = "probe"
+
+    app = Probe(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    assert isinstance(app.recorder, POPOProcessRecorder)
+
+
+def test_an_unreachable_database_is_answered_503_with_retry_after_not_500():
+    import psycopg
+
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/needs-db")
+    def needs_db() -> dict[str, str]:
+        raise psycopg.OperationalError("connection refused")
+
+    @app.get("/bug")
+    def bug() -> dict[str, str]:
+        raise KeyError("oops")
+
+    client = TestClient(app, raise_server_exceptions=False)
+    down = client.get("/needs-db")
+    assert down.status_code == 503
+    assert down.headers["content-type"] == "application/problem+json"
+    assert down.headers["retry-after"] == "2"
+    assert down.json()["type"] == "urn:leadflow:problem:service-unavailable"
+    assert client.get("/bug").status_code == 500
 
 
 @pytest.mark.parametrize(
