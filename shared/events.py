@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Self, Union
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_serializer, model_validator
+
+from shared.text import CleanJson, FreeText, OptionalFreeText, OptionalSingleLine, SingleLine, text_error
 
 SPECVERSION = "1.0"
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c1a9e-7b3e-4b8f-9a57-5c2a1e0f4d21")
@@ -36,56 +38,75 @@ def utc_rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class Payload(BaseModel):
-    """Base of every event payload. Unknown fields are kept: the contract lets producers add fields."""
+class _Open(BaseModel):
+    """A model that keeps the fields it does not know (the contract lets producers add them).
+
+    Its text is checked like text at the HTTP edge (:mod:`shared.text`), added fields included, so a
+    record a foreign producer wrote with e.g. a NUL anywhere in it fails the contract instead of a
+    consumer. Ignoring unknown fields would not do: analytics stores each record as it was published."""
 
     model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, CleanJson] = Field(init=False)
 
-    lead_id: str
+    @model_validator(mode="after")
+    def _added_names_are_text(self) -> Self:
+        # pydantic validates the values of added fields with the annotation above, not their names.
+        for name in self.__pydantic_extra__ or ():
+            if (error := text_error(name)) is not None:
+                raise ValueError(f"the name of the added field {name!r} {error}")
+        return self
+
+
+class Payload(_Open):
+    """Base of every event payload. Unknown fields are kept: the contract lets producers add fields."""
+
+    lead_id: SingleLine
 
     @field_serializer("*", when_used="json", check_fields=False)
     def _times_as_rfc3339(self, value: Any) -> Any:
         return utc_rfc3339(value) if isinstance(value, datetime) else value
 
 
-class Contact(BaseModel):
+class Contact(_Open):
     """One person in the customer's decision chain."""
 
-    name: str
+    name: SingleLine
     role: Literal["decision_maker", "user", "influencer", "purchaser"]
-    phone: str | None = None
-    email: str | None = None
+    phone: OptionalSingleLine = None
+    email: OptionalSingleLine = None
 
 
 class LeadCaptured(Payload):
     """A new lead entered LeadFlow (intake). ``phone`` is E.164 and identifies the lead."""
 
-    name: str
-    phone: str
-    source: str
-    email: str | None = None
-    wechat: str | None = None
-    company: str | None = None
-    title: str | None = None
-    industry: str | None = None
-    region: str | None = None
-    company_size: str | None = None
-    needs: str | None = None
+    name: SingleLine
+    phone: SingleLine
+    source: SingleLine
+    email: OptionalSingleLine = None
+    wechat: OptionalSingleLine = None
+    company: OptionalSingleLine = None
+    title: OptionalSingleLine = None
+    industry: OptionalSingleLine = None
+    region: OptionalSingleLine = None
+    company_size: OptionalSingleLine = None
+    needs: OptionalFreeText = None
     contacts: list[Contact] = Field(default_factory=list)
     score: int = Field(ge=0, le=100)
     grade: Grade
-    tags: list[str] = Field(default_factory=list)
-    captured_by: str
-    reported_by: str | None = None
-    score_reasons: list[dict[str, Any]] = Field(default_factory=list)
-    possible_duplicates: list[str] = Field(default_factory=list, description="ids of leads that look like the same customer")
+    tags: list[SingleLine] = Field(default_factory=list)
+    captured_by: SingleLine
+    reported_by: OptionalSingleLine = None
+    score_reasons: list[dict[SingleLine, CleanJson]] = Field(default_factory=list)
+    possible_duplicates: list[SingleLine] = Field(
+        default_factory=list, description="ids of leads that look like the same customer"
+    )
 
 
 class LeadRecaptured(Payload):
     """A capture attempt for a phone that already is a lead; kept for channel attribution."""
 
-    source: str
-    captured_by: str
+    source: SingleLine
+    captured_by: SingleLine
 
 
 class LeadScored(Payload):
@@ -95,41 +116,41 @@ class LeadScored(Payload):
     grade: Grade
     previous_score: int | None = None
     previous_grade: Grade | None = None
-    reasons: list[dict[str, Any]] = Field(default_factory=list)
-    signal: str | None = None
+    reasons: list[dict[SingleLine, CleanJson]] = Field(default_factory=list)
+    signal: OptionalSingleLine = None
 
 
 class LeadClaimed(Payload):
     """A rep now owns the lead (assignment)."""
 
-    rep_id: str
+    rep_id: SingleLine
     how: ClaimHow
     protected_until: datetime
-    assigned_by: str | None = None
+    assigned_by: OptionalSingleLine = None
 
 
 class LeadReleased(Payload):
     """The lead left ``rep_id`` and is back in the public pool (unless a claim follows at once)."""
 
-    rep_id: str
+    rep_id: SingleLine
     reason: ReleaseReason
     cooldown_until: datetime
-    released_by: str | None = None
+    released_by: OptionalSingleLine = None
 
 
 class FollowUpLogged(Payload):
     """A rep contacted the customer (followup). ``stage`` is the lead's stage after it."""
 
-    follow_up_id: str
-    rep_id: str
+    follow_up_id: SingleLine
+    rep_id: SingleLine
     channel: Channel
-    summary: str
-    pain_points: str | None = None
-    objections: str | None = None
-    next_step: str | None = None
+    summary: FreeText
+    pain_points: OptionalFreeText = None
+    objections: OptionalFreeText = None
+    next_step: OptionalFreeText = None
     next_follow_up_at: datetime | None = None
     stage: Stage
-    tags: list[str] = Field(default_factory=list)
+    tags: list[SingleLine] = Field(default_factory=list)
     logged_at: datetime | None = None
 
 
@@ -138,66 +159,66 @@ class LeadStageChanged(Payload):
 
     from_stage: Stage
     to_stage: Stage
-    rep_id: str | None = None
-    changed_by: str | None = None
+    rep_id: OptionalSingleLine = None
+    changed_by: OptionalSingleLine = None
 
 
 class LeadWon(Payload):
     """The deal was won (final)."""
 
-    rep_id: str | None = None
+    rep_id: OptionalSingleLine = None
     amount: float | None = None
-    currency: str | None = None
+    currency: OptionalSingleLine = None
 
 
 class LeadLost(Payload):
     """The deal was lost (final)."""
 
-    rep_id: str | None = None
-    reason: str
+    rep_id: OptionalSingleLine = None
+    reason: FreeText
 
 
 class FollowUpTaskScheduled(Payload):
     """A reminder or SOP task is due for the lead's owner."""
 
-    task_id: str
-    rep_id: str
-    kind: str
-    title: str
+    task_id: SingleLine
+    rep_id: SingleLine
+    kind: SingleLine
+    title: SingleLine
     due_at: datetime
 
 
 class FollowUpTaskCompleted(Payload):
     """A task was done, by a follow-up or by hand."""
 
-    task_id: str
-    rep_id: str
+    task_id: SingleLine
+    rep_id: SingleLine
     completed_at: datetime
     on_time: bool
-    follow_up_id: str | None = None
+    follow_up_id: OptionalSingleLine = None
 
 
 class FollowUpTaskOverdue(Payload):
     """A task passed its due time without being done; ``escalated_to`` is the manager told."""
 
-    task_id: str
-    rep_id: str
+    task_id: SingleLine
+    rep_id: SingleLine
     due_at: datetime
-    escalated_to: str | None = None
+    escalated_to: OptionalSingleLine = None
 
 
 class FollowUpTaskCancelled(Payload):
     """A task no longer applies (the lead was released, won or lost)."""
 
-    task_id: str
-    rep_id: str
-    reason: str
+    task_id: SingleLine
+    rep_id: SingleLine
+    reason: SingleLine
 
 
 class PersonalDataErased(Payload):
     """The customer's personal data was erased; consumers drop what they hold of it."""
 
-    erased_by: str
+    erased_by: SingleLine
 
 
 PAYLOADS: dict[str, type[Payload]] = {
@@ -241,24 +262,22 @@ def upcast(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any
     return data
 
 
-class Envelope(BaseModel):
+class Envelope(_Open):
     """A CloudEvents 1.0 structured-mode event as it travels on the topic.
 
     ``data`` is the payload as a dict when built for publishing; on a decoded event it may be the
     payload model already (see :func:`decode`): read it through :meth:`payload`."""
 
-    model_config = ConfigDict(extra="allow")
-
     specversion: Literal["1.0"] = SPECVERSION
-    id: str
-    source: str
-    type: str
-    subject: str
+    id: SingleLine
+    source: SingleLine
+    type: SingleLine
+    subject: SingleLine
     time: datetime
     datacontenttype: Literal["application/json"] = "application/json"
     schemaversion: int = Field(default=1, ge=1)
-    correlationid: str | None = None
-    causationid: str | None = None
+    correlationid: OptionalSingleLine = None
+    causationid: OptionalSingleLine = None
     data: dict[str, Any]
 
     @field_serializer("time")

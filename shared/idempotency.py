@@ -6,7 +6,8 @@ again. The first request with a key claims the key (a row in the service's own s
 and stores its answer when it is done; a retry with the same key and the same request replays that
 answer (header ``Idempotent-Replayed: true``); the same key on a different request is refused (422);
 a retry while the first is still running is told to wait (409 + ``Retry-After``). Keys are scoped to
-the caller (the token's verified subject) and kept for ``RETENTION``. A server error is not stored:
+the caller (the token's verified subject) and kept for ``RETENTION``. A server error, or an answer carrying
+``Retry-After`` (a refusal that says "not yet", such as not-yet-seen or contended), is not stored:
 nothing was applied, so a retry runs again. If a process dies between applying a command and storing
 its answer, the key stays claimed for ``ABANDONED_AFTER`` and then a retry runs again: that window is
 the one place a retry can apply a command twice.
@@ -189,7 +190,9 @@ class IdempotencyKeys:
         self, pool: AsyncConnectionPool, caller: str, key: str, status: int, headers: list[Any], body: bytes
     ) -> None:
         async with pool.connection() as conn:
-            if status >= 500:  # nothing was applied (or we cannot tell): a retry runs again
+            # Not final: a server error (nothing applied, or we cannot tell), or an answer that itself says
+            # "try again later" (Retry-After: not seen yet, contended, rate-limited). A retry runs again.
+            if status >= 500 or any(k.lower() == b"retry-after" for k, _ in headers):
                 await conn.execute(
                     sql.SQL("DELETE FROM {s}.idempotency_keys WHERE scope = %s AND key = %s").format(s=self.schema),
                     (caller, key),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.events import CURRENT_VERSION, PAYLOADS, Envelope
+from shared.text import FREE_TEXT
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -61,6 +62,16 @@ def _type_of(prop: dict[str, Any]) -> str:
     return str(kind)
 
 
+def _free_text_fields() -> list[str]:
+    """``LeadCaptured.needs``, …: the payload fields typed :data:`shared.text.FreeText`."""
+    return [
+        f"`{name}.{field}`"
+        for name, model in PAYLOADS.items()
+        for field, info in model.model_fields.items()
+        if FREE_TEXT in info.metadata
+    ]
+
+
 def markdown(schema: dict[str, Any]) -> str:
     lines = [
         "# LeadFlow events",
@@ -72,6 +83,11 @@ def markdown(schema: dict[str, Any]) -> str:
         "event name (and `ce_id` its id). Consumers de-duplicate on `id`: a re-published event keeps its id.",
         "Payloads may gain optional fields at any time (ignore what you do not know); a breaking change bumps",
         "`schemaversion`. The machine-readable schema is `docs/events.schema.json`.",
+        "",
+        "No string of an event (added fields and their names included) carries NUL or another control character",
+        "(C0, DEL, C1), a lone surrogate, or a bidi embedding, override or isolate (U+202A–U+202E, U+2066–U+2069);",
+        f"tab, line feed and CR LF appear only in free text ({', '.join(_free_text_fields())}). LeadFlow never",
+        "publishes such a record, and its consumers refuse one as invalid (see `shared/text.py`).",
         "",
         "## Envelope",
         "",

@@ -30,6 +30,7 @@ from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.runtime import freeze_start_up
 from shared.supervisor import Supervisor
+from shared.text import text_error
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,9 @@ class ObserveRequests:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cid = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-correlation-id"), None) or str(uuid.uuid4())
+        cid = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-correlation-id"), None)
+        if not cid or text_error(cid) is not None:  # recorded in every event the request causes: a new one instead
+            cid = str(uuid.uuid4())
         token = logs.correlation_id.set(cid)
         started = time.perf_counter()
         status = 500  # unless a response starts: an unhandled error is answered (500) further out

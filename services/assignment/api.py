@@ -35,14 +35,15 @@ from shared.logs import correlation_id
 from shared.metrics import COMMANDS
 from shared.problems import Problem, problem_response, validation_problem
 from shared.service import Now
+from shared.text import SINGLE_LINE, OptionalSingleLine
 
 router = APIRouter()
 
 OwnerOrSupervisor = Annotated[Principal, require_roles("rep", "manager", "admin")]
 Supervisor = Annotated[Principal, require_roles("manager", "admin")]
 Reader = Annotated[Principal, require_roles("rep", "manager", "admin", "integration")]
-RepId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\S+$")]
-RepPath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^\S+$")]
+RepId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\S+$"), SINGLE_LINE]
+RepPath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^\S+$"), SINGLE_LINE]
 
 # Each refusal's status and problem type (urn:leadflow:problem:<kind>): the rule that refused.
 REFUSALS: dict[type[AssignmentError], tuple[int, str]] = {
@@ -146,7 +147,7 @@ async def readmodel(request: Request) -> ReadModel:
 App = Annotated[AssignmentApplication, Depends(assignment)]
 View = Annotated[ReadModel, Depends(readmodel)]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")]
+Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page."), SINGLE_LINE]
 
 
 @functools.cache
@@ -267,10 +268,10 @@ def page_out(fetch: Any) -> LeadPage:
 def pool(
     view: View,
     principal: Reader,
-    region: str | None = None,
-    industry: str | None = None,
+    region: OptionalSingleLine = None,
+    industry: OptionalSingleLine = None,
     grade: Grade | None = None,
-    source: str | None = None,
+    source: OptionalSingleLine = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> LeadPage:

@@ -31,6 +31,7 @@ from shared.logs import correlation_id
 from shared.metrics import COMMANDS, FOLLOW_UPS_LOGGED
 from shared.problems import Problem, validation_problem
 from shared.service import Now
+from shared.text import OptionalSingleLine, SingleLine
 
 router = APIRouter()
 
@@ -127,11 +128,11 @@ def timeline(lead_id: UUID, app: App, principal: Reader) -> TimelineOut:
 def list_tasks(
     board: Board,
     principal: Reader,
-    rep_id: str | None = None,
+    rep_id: OptionalSingleLine = None,
     status: Literal["open", "overdue", "done", "cancelled"] | None = None,
     due_before: Annotated[datetime | None, Query(description="RFC 3339 with a time zone")] = None,
     lead_id: UUID | None = None,
-    escalated_to: Annotated[str | None, Query(description="Overdue tasks escalated to this manager")] = None,
+    escalated_to: Annotated[OptionalSingleLine, Query(description="Overdue tasks escalated to this manager")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TaskPage:
@@ -147,7 +148,7 @@ def list_tasks(
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, tags=["tasks"], summary="One task")
-def get_task(task_id: str, board: Board, principal: Reader) -> TaskOut:
+def get_task(task_id: SingleLine, board: Board, principal: Reader) -> TaskOut:
     row = board.task(task_id)
     if row is None:
         raise Problem(404, "task-not-found", f"No task {task_id}.")
@@ -162,7 +163,7 @@ def get_task(task_id: str, board: Board, principal: Reader) -> TaskOut:
     tags=["tasks"],
     summary="Mark a task done by hand (its rep or a manager); done again changes nothing",
 )
-def complete_task(task_id: str, app: App, board: Board, principal: Worker, now: Now) -> TaskOut:
+def complete_task(task_id: SingleLine, app: App, board: Board, principal: Worker, now: Now) -> TaskOut:
     row = board.task(task_id)
     if row is None:
         raise Problem(404, "task-not-found", f"No task {task_id}.")

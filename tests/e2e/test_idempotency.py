@@ -36,14 +36,12 @@ def test_a_retried_follow_up_is_recorded_once(services):
     lead = created.json()["lead_id"]
     rep = f"rep-{uuid.uuid4().hex[:6]}"
     eventually(lambda: httpx.post(f"{assignment}/leads/{lead}/claim", headers=auth("rep", rep)).status_code == 200)
+    # followup learns the owner from the topic: wait for it, so the keyed request is the first that can succeed.
+    eventually(lambda: httpx.get(f"{followup}/leads/{lead}/follow-ups", headers=auth("rep", rep)).json().get("owner") == rep)
     contact = {"channel": "phone", "summary": "首次沟通", "stage": "contacted"}
     headers = {**auth("rep", rep), "Idempotency-Key": str(uuid.uuid4())}
-
-    def logged():
-        answer = httpx.post(f"{followup}/leads/{lead}/follow-ups", json=contact, headers=headers)
-        return answer if answer.status_code == 201 else None
-
-    first = eventually(logged)
+    first = httpx.post(f"{followup}/leads/{lead}/follow-ups", json=contact, headers=headers)
+    assert first.status_code == 201, first.text
     again = httpx.post(f"{followup}/leads/{lead}/follow-ups", json=contact, headers=headers)
     assert again.status_code == 201 and again.json() == first.json()
     timeline = httpx.get(f"{followup}/leads/{lead}/follow-ups", headers=auth("rep", rep)).json()

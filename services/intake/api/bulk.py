@@ -123,7 +123,7 @@ async def import_leads(
     if charset is not None:
         try:
             codecs.lookup(charset)
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: a NUL in the name
             raise Problem(415, "unsupported-media-type", f"Unknown charset {charset!r}; send UTF-8 or GB18030.") from None
     progress = ImportReport()
 
