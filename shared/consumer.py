@@ -14,15 +14,15 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.events import Envelope, InvalidEvent, Payload, decode
+from shared.events import LEAD_EVENT_TYPES, PAYLOADS, AnyPayload, Envelope, InvalidEvent, decode
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_REJECTED, PROJECTION_FRESHNESS
 
 if TYPE_CHECKING:
@@ -45,9 +45,16 @@ class Delivered:
     partition: int
     offset: int
     envelope: Envelope
-    payload: Payload
+    payload: AnyPayload
     raw: bytes | None = None
     """The record value as read from the topic (None for an event built in memory)."""
+
+
+def _type_header(record: Any) -> bytes | None:
+    for name, value in record.headers or ():
+        if name == "ce_type":
+            return value
+    return None
 
 
 def tracking_name(topic: str, partition: int) -> str:
@@ -121,11 +128,16 @@ class TopicConsumer:
         poll_timeout_ms: int = 200,
         partitions: list[int] | None = None,
         health: WorkerHealth | None = None,
+        types: Collection[str] = LEAD_EVENT_TYPES,
     ) -> None:
         """``partitions``: read exactly these, without taking part in the group's partition
         assignment (a replay's workers split the topic among themselves up front, so nobody
         waits for a rebalance); None: share the topic with the group's other members.
-        ``health``: where the consumer reports progress and lag to its supervisor."""
+        ``health``: where the consumer reports progress and lag to its supervisor.
+        ``types``: the event types this consumer is for (default: every lead event); records of other
+        types (the directory's events) are passed over by their ``ce_type`` header, undecoded."""
+        self.types = frozenset(types)
+        self._ignored = {name.encode() for name in PAYLOADS if name not in self.types}
         self.service = service
         self.health = health
         self.partitions = partitions
@@ -217,6 +229,8 @@ class TopicConsumer:
     def _decode(self, tp: TopicPartition, records: list) -> list[Delivered]:
         delivered: list[Delivered] = []
         for record in records:
+            if self._ignored and _type_header(record) in self._ignored:
+                continue
             try:
                 envelope, payload = decode(record.value)
             except InvalidEvent as exc:
@@ -225,6 +239,8 @@ class TopicConsumer:
                 log.warning(
                     "skipped invalid record", extra={"partition": tp.partition, "offset": record.offset, "error": str(exc)}
                 )
+                continue
+            if envelope.type not in self.types:  # a producer that sent no ce_type header
                 continue
             delivered.append(Delivered(tp.partition, record.offset, envelope, payload, record.value))
         return delivered

@@ -57,14 +57,31 @@ class _Open(BaseModel):
         return self
 
 
-class Payload(_Open):
-    """Base of every event payload. Unknown fields are kept: the contract lets producers add fields."""
-
-    lead_id: SingleLine
-
+class _Times(_Open):
     @field_serializer("*", when_used="json", check_fields=False)
     def _times_as_rfc3339(self, value: Any) -> Any:
         return utc_rfc3339(value) if isinstance(value, datetime) else value
+
+
+class Payload(_Times):
+    """Base of every lead event's payload, keyed (and its envelope's ``subject``) by ``lead_id``.
+    Unknown fields are kept: the contract lets producers add fields."""
+
+    lead_id: SingleLine
+
+    @property
+    def key(self) -> str:
+        return self.lead_id
+
+
+class DirectoryPayload(_Times):
+    """Base of the people directory's events, keyed (and ``subject``) by the person's ``rep_id`` (their username)."""
+
+    rep_id: SingleLine
+
+    @property
+    def key(self) -> str:
+        return self.rep_id
 
 
 class Contact(_Open):
@@ -221,7 +238,46 @@ class PersonalDataErased(Payload):
     erased_by: SingleLine
 
 
-PAYLOADS: dict[str, type[Payload]] = {
+Role = Literal["rep", "manager", "admin"]
+
+
+class RepJoined(DirectoryPayload):
+    """A person joined the directory (console): who they are, their role, team and manager, how to reach them."""
+
+    display_name: SingleLine
+    role: Role
+    team: OptionalSingleLine = None
+    manager: OptionalSingleLine = None
+    email: OptionalSingleLine = None
+    phone: OptionalSingleLine = None
+    joined_by: OptionalSingleLine = None
+
+
+class RepDeactivated(DirectoryPayload):
+    """The person may no longer sign in, own or be assigned leads (their leads are moved by offboarding)."""
+
+    deactivated_by: OptionalSingleLine = None
+
+
+class RepReactivated(DirectoryPayload):
+    """A deactivated person is active again."""
+
+    reactivated_by: OptionalSingleLine = None
+
+
+class TeamChanged(DirectoryPayload):
+    """The person moved to another team, or has another manager (``None``: none)."""
+
+    team: OptionalSingleLine = None
+    manager: OptionalSingleLine = None
+    changed_by: OptionalSingleLine = None
+
+
+DIRECTORY_PAYLOADS: dict[str, type[DirectoryPayload]] = {
+    cls.__name__: cls for cls in (RepJoined, RepDeactivated, RepReactivated, TeamChanged)
+}
+
+PAYLOADS: dict[str, type[Payload] | type[DirectoryPayload]] = {
     cls.__name__: cls
     for cls in (
         LeadCaptured,
@@ -239,7 +295,8 @@ PAYLOADS: dict[str, type[Payload]] = {
         FollowUpTaskCancelled,
         PersonalDataErased,
     )
-}
+} | DIRECTORY_PAYLOADS
+LEAD_EVENT_TYPES: frozenset[str] = frozenset(name for name in PAYLOADS if name not in DIRECTORY_PAYLOADS)
 CURRENT_VERSION: dict[str, int] = dict.fromkeys(PAYLOADS, 1)
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -260,6 +317,10 @@ def upcast(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any
         data = step(data)
         version += 1
     return data
+
+
+AnyPayload = Payload | DirectoryPayload
+_SUBJECT_MISMATCH = "subject must equal data.lead_id (data.rep_id for a directory event)"
 
 
 class Envelope(_Open):
@@ -284,14 +345,14 @@ class Envelope(_Open):
     def _time_rfc3339(self, value: datetime) -> str:
         return utc_rfc3339(value)
 
-    def payload(self) -> Payload:
+    def payload(self) -> AnyPayload:
         """The validated payload model (upcast to the current version if needed)."""
         if isinstance(self.data, Payload):  # decoded in one pass (see :func:`decode`)
             return self.data
         return validate_payload(self.type, self.schemaversion, self.data)
 
 
-def validate_payload(event_type: str, version: int, data: dict[str, Any]) -> Payload:
+def validate_payload(event_type: str, version: int, data: dict[str, Any]) -> AnyPayload:
     model = PAYLOADS.get(event_type)
     if model is None:
         raise InvalidEvent(f"unknown event type {event_type!r}")
@@ -308,7 +369,7 @@ def deterministic_event_id(*parts: object) -> str:
 
 
 def make_envelope(
-    payload: Payload,
+    payload: AnyPayload,
     *,
     service: str,
     time: datetime,
@@ -332,7 +393,7 @@ def make_envelope(
         id=event_id or str(uuid.uuid4()),
         source=f"/leadflow/{service}",
         type=event_type,
-        subject=payload.lead_id,
+        subject=payload.key,
         time=time,
         schemaversion=CURRENT_VERSION[event_type],
         correlationid=correlation_id,
@@ -355,7 +416,7 @@ def _current_envelopes() -> TypeAdapter[Envelope]:
     return TypeAdapter(Annotated[Union[models], Field(discriminator="type")])  # noqa: UP007 (a runtime tuple)
 
 
-def decode(raw: bytes) -> tuple[Envelope, Payload]:
+def decode(raw: bytes) -> tuple[Envelope, AnyPayload]:
     """Parse and validate a record value; raises :class:`InvalidEvent` on anything malformed.
 
     A record of a known type in its current schema version is parsed and validated in one pass, and
@@ -368,12 +429,12 @@ def decode(raw: bytes) -> tuple[Envelope, Payload]:
     payload = envelope.data
     if envelope.schemaversion != CURRENT_VERSION[envelope.type]:
         return _decode_any_version(raw)
-    if payload.lead_id != envelope.subject:
-        raise InvalidEvent("subject must equal data.lead_id")
+    if payload.key != envelope.subject:
+        raise InvalidEvent(_SUBJECT_MISMATCH)
     return envelope, payload
 
 
-def _decode_any_version(raw: bytes) -> tuple[Envelope, Payload]:
+def _decode_any_version(raw: bytes) -> tuple[Envelope, AnyPayload]:
     try:
         envelope = Envelope.model_validate_json(raw)
     except ValidationError as exc:
@@ -381,8 +442,8 @@ def _decode_any_version(raw: bytes) -> tuple[Envelope, Payload]:
             raise InvalidEvent(f"not a JSON object: {exc.errors()[0]['msg']}") from exc
         raise InvalidEvent(f"invalid CloudEvents envelope: {exc}") from exc
     payload = envelope.payload()
-    if payload.lead_id != envelope.subject:
-        raise InvalidEvent("subject must equal data.lead_id")
+    if payload.key != envelope.subject:
+        raise InvalidEvent(_SUBJECT_MISMATCH)
     return envelope, payload
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.events import CURRENT_VERSION, PAYLOADS, Envelope
+from shared.events import CURRENT_VERSION, DIRECTORY_PAYLOADS, PAYLOADS, Envelope
 from shared.text import FREE_TEXT
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -83,6 +83,10 @@ def markdown(schema: dict[str, Any]) -> str:
         "event name (and `ce_id` its id). Consumers de-duplicate on `id`: a re-published event keeps its id.",
         "Payloads may gain optional fields at any time (ignore what you do not know); a breaking change bumps",
         "`schemaversion`. The machine-readable schema is `docs/events.schema.json`.",
+        "",
+        "The people directory's events (" + ", ".join(f"`{name}`" for name in DIRECTORY_PAYLOADS) + ") travel on",
+        "the same topic keyed by the person's `rep_id` (their username): their `subject` and key are the `rep_id`,",
+        "and their `data` has no `lead_id`. A consumer of lead events filters them out by the `ce_type` header.",
         "",
         "No string of an event (added fields and their names included) carries NUL or another control character",
         "(C0, DEL, C1), a lone surrogate, or a bidi embedding, override or isolate (U+202A–U+202E, U+2066–U+2069);",

@@ -192,3 +192,22 @@ def test_published_schema_validates_a_real_event():
     assert set(schema["required"]) <= set(raw)
     data_schema = schema["$defs"]["LeadClaimed"]
     assert set(data_schema["required"]) <= set(raw["data"])
+
+
+def test_a_directory_event_is_keyed_by_the_person_and_round_trips():
+    from shared.events import LEAD_EVENT_TYPES, RepJoined, TeamChanged
+
+    envelope = make_envelope(TeamChanged(rep_id="li.lei", team="east", manager="mgr-east"), service="console", time=NOW)
+    assert envelope.subject == "li.lei"
+    _, payload = decode(encode(envelope))
+    assert isinstance(payload, TeamChanged) and payload.key == "li.lei" and not hasattr(payload, "lead_id")
+    assert "RepJoined" not in LEAD_EVENT_TYPES and "LeadCaptured" in LEAD_EVENT_TYPES
+    forged = encode(envelope).replace(b'"subject":"li.lei"', b'"subject":"someone-else"')
+    with pytest.raises(InvalidEvent, match="subject"):
+        decode(forged)
+    with pytest.raises(InvalidEvent):
+        decode(
+            encode(make_envelope(RepJoined(rep_id="x", display_name="X", role="rep"), service="c", time=NOW)).replace(
+                b'"role":"rep"', b'"role":"boss"'
+            )
+        )
