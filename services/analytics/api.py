@@ -7,11 +7,13 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from services.analytics.domain import Customer360, fold_customer, may_view
 from services.analytics.queries import Queries
 from services.analytics.reports import FunnelReport, Leaderboard, ResponseGroup, ResponseTimeReport, funnel_group, leaderboard
 from shared.auth import Principal, require_roles
+from shared.catchup import CatchUp, not_yet_seen
 from shared.problems import Problem, validation_problem
 
 router = APIRouter()
@@ -49,16 +51,20 @@ def bounds(from_date: date, to_date: date) -> tuple[datetime, datetime]:
 @router.get(
     "/customers/{lead_id}", response_model=Customer360, summary="Customer 360 view, now or as of a moment", tags=["customers"]
 )
-def customer(
+async def customer(
     lead_id: UUID,
     read: Read,
     principal: Reader,
+    request: Request,
     as_of: Annotated[datetime | None, Query(description="RFC 3339 with offset: the view as it stood then.")] = None,
 ) -> Customer360:
     if as_of is not None and as_of.tzinfo is None:
         raise validation_problem([{"field": "as_of", "message": "must carry a UTC offset, e.g. 2026-11-23T08:00:00Z"}])
-    events = read.customer_events(str(lead_id))
-    current = fold_customer(events, str(lead_id))
+    lead = str(lead_id)
+    events = await run_in_threadpool(read.customer_events, lead)
+    if not events:
+        events = await events_once_seen(request, read, lead)
+    current = fold_customer(events, lead)
     if current is None:
         raise Problem(404, "lead-not-found", f"No lead {lead_id}.")
     if not may_view(current, principal.role, principal.sub):
@@ -69,6 +75,26 @@ def customer(
     if past is None:
         raise Problem(404, "lead-not-yet-known", f"Nothing was known of lead {lead_id} at {as_of.isoformat()}.")
     return past
+
+
+async def events_once_seen(request: Request, read: Queries, lead: str) -> list:
+    """The lead's events, once analytics has consumed what was on the lead's partition when asked (and what
+    arrived during the grace that follows: a capture may still be in intake's outbox); not-yet-seen if none."""
+    positions = request.app.state.followers.positions_of("customer360")
+    found: list = []
+
+    async def known() -> bool:
+        found[:] = await run_in_threadpool(read.customer_events, lead)
+        return bool(found)
+
+    caught_up = False
+    if positions is not None:
+        caught = await CatchUp.configured(positions, request.app.state.settings).until(lead, known)
+        if caught.seen:
+            return found
+        caught_up = caught.caught_up
+    detail = f"analytics has not seen lead {lead} yet (it learns of leads from the topic)."
+    raise not_yet_seen(404, detail, caught_up=caught_up)
 
 
 @router.get(
