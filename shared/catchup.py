@@ -14,7 +14,8 @@ waits here first:
 - :class:`CatchUp`: a request that found the lead unknown (or not owned by the caller) waits until the
   consumer has applied the lead's partition up to its end as of the request, and for a grace period
   after the request re-reads the end (an event recorded upstream before the request may still be in
-  its producer's outbox), trying the request again as the partition moves; then it decides.
+  its producer's outbox), trying the request again as the partition moves; then it decides. A read that
+  gathers other services' events (analytics' 360 view) can settle the same way before it answers.
 - :class:`OwnWrites`: a list waits until its read model's projector has passed the newest notification
   the service's event store held when the list was asked for (read your own writes, on any replica).
 - :func:`not_yet_seen`: the answer when waiting did not help (``urn:leadflow:problem:not-yet-seen``).
@@ -236,6 +237,15 @@ class CatchUp:
             # Caught up with the request's end: only new arrivals (until the grace ends) can still tell.
             wake = grace_ends if caught_up else deadline
             await self.followed.changed(partition, max(0.0, wake - now))
+
+    async def settle(self, key: str) -> bool:
+        """Wait until the consumer has applied the key's partition up to its end as of the grace's end: what was
+        recorded upstream before now and published within the grace is then applied. True if it got there in time."""
+
+        async def never() -> bool:
+            return False
+
+        return (await self.until(key, never)).caught_up
 
     async def attempt(self, key: str, command: Callable[[], Awaitable[T]], unseen: tuple[type[Exception], ...]) -> T:
         """Run ``command``; while it raises one of ``unseen`` (refusals that may only mean "not consumed yet",

@@ -64,6 +64,8 @@ async def customer(
     events = await run_in_threadpool(read.customer_events, lead)
     if not events:
         events = await events_once_seen(request, read, lead)
+    elif as_of is None or as_of > datetime.now(UTC) - request.app.state.settings.catch_up_grace:
+        events = await events_settled(request, read, lead)
     current = fold_customer(events, lead)
     if current is None:
         raise Problem(404, "lead-not-found", f"No lead {lead_id}.")
@@ -95,6 +97,18 @@ async def events_once_seen(request: Request, read: Queries, lead: str) -> list:
         caught_up = caught.caught_up
     detail = f"analytics has not seen lead {lead} yet (it learns of leads from the topic)."
     raise not_yet_seen(404, detail, caught_up=caught_up)
+
+
+async def events_settled(request: Request, read: Queries, lead: str) -> list:
+    """The lead's events once analytics has applied its partition up to the end as of the grace after now.
+
+    The view gathers what every service recorded; what one of them answered just before this request may still
+    be in its outbox (tens of milliseconds, docs/analytics.md): a view of now waits for it, so a person who
+    acted and then looks sees what they did. It costs every such view the grace (a view of the past does not wait)."""
+    positions = request.app.state.followers.positions_of("customer360")
+    if positions is not None:
+        await CatchUp.configured(positions, request.app.state.settings).settle(lead)
+    return await run_in_threadpool(read.customer_events, lead)
 
 
 @router.get(

@@ -289,3 +289,17 @@ def test_a_projector_that_does_not_get_there_in_time_lets_the_list_be_served_aft
     projector = Projector(clock, position=1, steps=[])
     assert not run(OwnWrites(lambda: 43, projector, projector.nudge, timeout=2.0, clock=clock).wait())
     assert clock.now == pytest.approx(102.0)
+
+
+def test_settling_waits_through_the_grace_and_until_what_arrived_by_then_is_applied():
+    """A 360 view asked for right after a release: assignment's relay publishes it 40 ms later."""
+    clock = Clock()
+    part = Partition(clock, end=10, at=10, arrivals=[(100.04, 11), (100.49, 12)], applies=[(100.09, 11), (100.55, 12)])
+    assert run(waiting(part).settle("lead"))
+    assert part.at == 12 and clock.now == pytest.approx(100.55)
+
+
+def test_settling_gives_up_at_the_timeout_when_the_consumer_is_far_behind():
+    clock = Clock()
+    part = Partition(clock, end=10_000, at=10)
+    assert not run(waiting(part).settle("lead")) and clock.now == pytest.approx(102.0)
