@@ -47,11 +47,12 @@ def task_board(request: Request) -> TaskBoard:
     return request.app.state.board
 
 
-def catch_up(request: Request) -> CatchUp:
+# Async, so FastAPI resolves them on the event loop rather than in a worker thread.
+async def catch_up(request: Request) -> CatchUp:
     return request.app.state.catch_up
 
 
-def own_writes(request: Request) -> OwnWrites:
+async def own_writes(request: Request) -> OwnWrites:
     return request.app.state.own_writes
 
 
