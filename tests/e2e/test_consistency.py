@@ -79,6 +79,14 @@ def test_a_claim_right_after_the_capture_is_decided_not_refused_as_unknown(servi
         assert claimed.json()["rep_id"] == owner
 
 
+def test_an_assignment_right_after_the_capture_is_decided_not_refused_as_unknown(services, client):
+    for _ in range(3):
+        lead, owner = Lead(services, client), rep()
+        assigned = lead.assign(owner)
+        assert assigned.status_code == 200, assigned.text
+        assert (assigned.json()["rep_id"], assigned.json()["how"]) == (owner, "assign")
+
+
 def test_a_follow_up_right_after_the_claim_is_recorded(services, client):
     for _ in range(5):
         lead, owner = Lead(services, client), rep()
