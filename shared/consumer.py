@@ -26,7 +26,7 @@ from shared.events import Envelope, InvalidEvent, Payload, decode
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_REJECTED, PROJECTION_FRESHNESS
 
 if TYPE_CHECKING:
-    from shared.catchup import TopicPositions
+    from shared.positions import TopicPositions
     from shared.supervisor import WorkerHealth
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from services.analytics import SERVICE
 from services.analytics.catalog import Catalog, Instance
 from services.analytics.config import AnalyticsSettings
 from services.analytics.tracking import InstanceWriter
-from shared.catchup import TopicPositions
 from shared.consumer import TopicConsumer
+from shared.positions import TopicPositions
 from shared.supervisor import Supervisor, WorkerHealth
 
 log = logging.getLogger(__name__)

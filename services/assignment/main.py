@@ -20,10 +20,11 @@ from services.assignment.publishers import to_integration_events
 from services.assignment.readmodel import ReadModel
 from services.assignment.recycling import Recycler
 from services.assignment.turns import LeadTurns
-from shared.catchup import CatchUp, OwnWrites, Positions, TopicPositions
+from shared.catchup import CatchUp, OwnWrites
 from shared.clock import Clock, system_clock
 from shared.consumer import PartitionBatch, TopicConsumer
 from shared.eventstore import ensure_schema, tracked_batch_handler, tracked_partition_positions
+from shared.positions import Positions, TopicPositions
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve

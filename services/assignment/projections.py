@@ -12,9 +12,9 @@ from typing import Any, Protocol
 from eventsourcing.domain import DomainEventProtocol
 
 from services.assignment.domain.ownership import Ownership
-from shared.catchup import LOG, Positions
 from shared.eventstore import EventSourcedApplication
 from shared.follow import FollowLoop
+from shared.positions import LOG, Positions
 from shared.supervisor import WorkerHealth
 
 log = logging.getLogger(__name__)

@@ -19,10 +19,11 @@ from services.followup.policies import UpstreamPolicy
 from services.followup.publishers import to_integration_events
 from services.followup.sop import load_sop
 from services.followup.task_board import TaskBoard, TaskBoardProjector
-from shared.catchup import CatchUp, OwnWrites, Positions, TopicPositions
+from shared.catchup import CatchUp, OwnWrites
 from shared.clock import Clock, system_clock
 from shared.consumer import TopicConsumer
 from shared.eventstore import ensure_schema, eventsourcing_env, tracked_batch_handler, tracked_partition_positions
+from shared.positions import Positions, TopicPositions
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve

@@ -30,8 +30,8 @@ from services.followup.projections import (
     changes_for,
     projected,
 )
-from shared.catchup import LOG, Positions
 from shared.follow import FollowLoop
+from shared.positions import LOG, Positions
 from shared.supervisor import WorkerHealth
 
 _DDL = """

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from shared.catchup import CatchUp, TopicPositions, partition_of
+from shared.catchup import CatchUp
 from shared.consumer import PartitionBatch, TopicConsumer
 from shared.events import LeadClaimed, encode, kafka_headers, make_envelope
+from shared.positions import TopicPositions, partition_of
 from shared.relay import build_producer
 from tests.conftest import create_topic, unique
 

@@ -1,4 +1,4 @@
-"""The shared catch-up rules (shared.catchup) on fakes: a fake clock that moves only when the code under test
+"""The shared catch-up rules (shared.positions, shared.catchup) on fakes: a fake clock that moves only when the code under test
 waits, a scripted partition, no broker, no sleeping."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from shared.catchup import LOG, CatchUp, NotYetSeen, OwnWrites, Positions, TopicPositions, partition_of
+from shared.catchup import CatchUp, NotYetSeen, OwnWrites
+from shared.positions import LOG, Positions, TopicPositions, partition_of
 
 # Computed with Kafka's own Java client (kafka-clients 4.1.1): Utils.murmur2(key.getBytes(UTF_8)),
 # and Utils.toPositive(murmur2) % partitions, which is what its default partitioner does with a key.
