@@ -26,6 +26,7 @@ from shared.events import LEAD_EVENT_TYPES, PAYLOADS, AnyPayload, Envelope, Inva
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_REJECTED, PROJECTION_FRESHNESS
 
 if TYPE_CHECKING:
+    from shared.positions import TopicPositions
     from shared.supervisor import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):
         for tp in revoked:
             with contextlib.suppress(KeyError):
                 CONSUMER_LAG.remove(self.owner.service, str(tp.partition))
+        if self.owner.positions is not None:
+            self.owner.positions.forget(tp.partition for tp in revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self.owner.seek_to_stored(assigned)
@@ -129,17 +132,20 @@ class TopicConsumer:
         partitions: list[int] | None = None,
         health: WorkerHealth | None = None,
         types: Collection[str] = LEAD_EVENT_TYPES,
+        positions: TopicPositions | None = None,
     ) -> None:
         """``partitions``: read exactly these, without taking part in the group's partition
         assignment (a replay's workers split the topic among themselves up front, so nobody
         waits for a rebalance); None: share the topic with the group's other members.
         ``health``: where the consumer reports progress and lag to its supervisor.
         ``types``: the event types this consumer is for (default: every lead event); records of other
-        types (the directory's events) are passed over by their ``ce_type`` header, undecoded."""
+        types (the directory's events) are passed over by their ``ce_type`` header, undecoded.
+        ``positions``: where it reports how far it applied each partition (for requests that wait on it)."""
         self.types = frozenset(types)
         self._ignored = {name.encode() for name in PAYLOADS if name not in self.types}
         self.service = service
         self.health = health
+        self.positions = positions
         self.partitions = partitions
         self.topic = topic
         self.load_positions = load_positions
@@ -174,6 +180,8 @@ class TopicConsumer:
                 await self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset)
+            if self.positions is not None:
+                self.positions.reached(tp.partition, offset or 0)
         log.info("partitions assigned", extra={"positions": {str(k): v for k, v in positions.items()}})
 
     async def start(self) -> None:
@@ -182,6 +190,8 @@ class TopicConsumer:
             return
         self._started = True
         await self.consumer.start()
+        if self.positions is not None:
+            self.positions.attach(self)
         if self.partitions is None:
             self.consumer.subscribe([self.topic], listener=_SeekToStoredPositions(self))
         else:
@@ -218,6 +228,8 @@ class TopicConsumer:
                 self._pending.cancel()
                 with contextlib.suppress(BaseException):
                     await self._pending
+            if self.positions is not None:
+                self.positions.detach(self)
             await self.consumer.stop()
 
     async def _settle(self, *, wait: bool) -> None:
@@ -248,6 +260,9 @@ class TopicConsumer:
     async def _apply_all(self, decoded: list[PartitionBatch]) -> None:
         self.applied += await asyncio.to_thread(self.handle_batch, decoded)
         offsets = {TopicPartition(self.topic, batch.partition): batch.next_offset for batch in decoded}
+        if self.positions is not None:
+            for batch in decoded:
+                self.positions.reached(batch.partition, batch.next_offset)
         delivered = [item for batch in decoded for item in batch.delivered]
         for event_type, count in Counter(item.envelope.type for item in delivered).items():
             EVENTS_CONSUMED.labels(self.service, event_type).inc(count)
@@ -280,6 +295,20 @@ class TopicConsumer:
         if self.health is not None:
             self.health.report_lag(total)
             self.health.progressed()
+
+    # -- what a request waiting on this consumer asks (shared.catchup.PartitionSource) ------------------
+
+    def partition_count(self) -> int | None:
+        partitions = self.consumer.partitions_for_topic(self.topic)
+        return len(partitions) if partitions else None
+
+    async def end_offset(self, partition: int) -> int:
+        """The offset after the partition's last record, asked of the broker (the partition need not be ours)."""
+        tp = TopicPartition(self.topic, partition)
+        return (await self.consumer.end_offsets([tp]))[tp]
+
+    def stored_positions(self, partitions: list[int]) -> dict[int, int | None]:
+        return self.load_positions(partitions)
 
     async def wait_until_caught_up(self, timeout: float = 30.0) -> None:
         """Wait until every assigned partition has been read to its end (used by tests and replay)."""

@@ -7,11 +7,13 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from services.analytics.domain import Customer360, fold_customer, may_view
 from services.analytics.queries import Queries
 from services.analytics.reports import FunnelReport, Leaderboard, ResponseGroup, ResponseTimeReport, funnel_group, leaderboard
 from shared.auth import Principal, require_roles
+from shared.catchup import CatchUp, not_yet_seen
 from shared.problems import Problem, validation_problem
 from shared.service import Now
 
@@ -50,16 +52,31 @@ def bounds(from_date: date, to_date: date) -> tuple[datetime, datetime]:
 @router.get(
     "/customers/{lead_id}", response_model=Customer360, summary="Customer 360 view, now or as of a moment", tags=["customers"]
 )
-def customer(
+async def customer(
     lead_id: UUID,
     read: Read,
     principal: Reader,
+    request: Request,
+    now: Now,
     as_of: Annotated[datetime | None, Query(description="RFC 3339 with offset: the view as it stood then.")] = None,
+    settle: Annotated[
+        bool,
+        Query(
+            description="Wait (the catch-up grace, 500 ms) for what other services recorded just before this request,"
+            " so a person who acted and then looks sees what they did; false answers at once with what analytics"
+            " has applied (to the end of the lead's partition as of the request)."
+        ),
+    ] = True,
 ) -> Customer360:
     if as_of is not None and as_of.tzinfo is None:
         raise validation_problem([{"field": "as_of", "message": "must carry a UTC offset, e.g. 2026-11-23T08:00:00Z"}])
-    events = read.customer_events(str(lead_id))
-    current = fold_customer(events, str(lead_id))
+    lead = str(lead_id)
+    events = await run_in_threadpool(read.customer_events, lead)
+    if not events:
+        events = await events_once_seen(request, read, lead)
+    elif as_of is None or as_of > now - request.app.state.settings.catch_up_grace:
+        events = await events_settled(request, read, lead, grace=settle)
+    current = fold_customer(events, lead)
     if current is None:
         raise Problem(404, "lead-not-found", f"No lead {lead_id}.")
     if not may_view(current, principal.role, principal.sub):
@@ -70,6 +87,43 @@ def customer(
     if past is None:
         raise Problem(404, "lead-not-yet-known", f"Nothing was known of lead {lead_id} at {as_of.isoformat()}.")
     return past
+
+
+async def events_once_seen(request: Request, read: Queries, lead: str) -> list:
+    """The lead's events, once analytics has consumed what was on the lead's partition when asked (and what
+    arrived during the grace that follows: a capture may still be in intake's outbox); not-yet-seen if none."""
+    positions = request.app.state.followers.positions_of("customer360")
+    found: list = []
+
+    async def known() -> bool:
+        found[:] = await run_in_threadpool(read.customer_events, lead)
+        return bool(found)
+
+    caught_up = False
+    if positions is not None:
+        caught = await CatchUp.configured(positions, request.app.state.settings).until(lead, known)
+        if caught.seen:
+            return found
+        caught_up = caught.caught_up
+    detail = f"analytics has not seen lead {lead} yet (it learns of leads from the topic)."
+    raise not_yet_seen(404, detail, caught_up=caught_up)
+
+
+async def events_settled(request: Request, read: Queries, lead: str, *, grace: bool) -> list:
+    """The lead's events once analytics has applied its partition up to the end as of the grace after now.
+
+    The view gathers what every service recorded; what one of them answered just before this request may still
+    be in its outbox (tens of milliseconds, docs/analytics.md): a view of now waits for it, so a person who
+    acted and then looks sees what they did. It costs every such view the grace (a view of the past does not wait);
+    without ``grace`` the view waits only until what was on the partition when asked is applied (no time when
+    analytics keeps up)."""
+    positions = request.app.state.followers.positions_of("customer360")
+    if positions is not None:
+        catch_up = CatchUp.configured(positions, request.app.state.settings)
+        if not grace:
+            catch_up = CatchUp(positions, timeout=catch_up.timeout, grace=0.0)
+        await catch_up.settle(lead)
+    return await run_in_threadpool(read.customer_events, lead)
 
 
 @router.get(

@@ -19,9 +19,11 @@ from services.assignment.publishers import to_integration_events
 from services.assignment.readmodel import ReadModel
 from services.assignment.recycling import Recycler
 from services.assignment.turns import LeadTurns
+from shared.catchup import CatchUp, OwnWrites
 from shared.clock import Clock, system_clock
 from shared.consumer import PartitionBatch, TopicConsumer
 from shared.eventstore import ensure_schema, read_model_pool, tracked_batch_handler, tracked_partition_positions
+from shared.positions import Positions, TopicPositions
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve
@@ -42,6 +44,8 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         readmodel = ReadModel(pool, SERVICE)
         await asyncio.to_thread(readmodel.create_tables)
         projectors: list[Projector] = []
+        # Kept across worker restarts: requests wait on how far the consumer and the projector got.
+        consumed, projected = TopicPositions(), Positions()
 
         def nudge() -> None:  # the relay wakes by itself at each commit (it listens for them)
             for projector in projectors:
@@ -49,7 +53,11 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
 
         def project(health: WorkerHealth) -> Projector:
             projector = Projector(
-                assignment, readmodel, poll_interval=settings.relay_poll_interval.total_seconds(), health=health
+                assignment,
+                readmodel,
+                poll_interval=settings.relay_poll_interval.total_seconds(),
+                health=health,
+                positions=projected,
             )
             projectors[:] = [projector]
             return projector
@@ -79,11 +87,16 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
                 handle_batch=handle_batch,
                 batch_size=settings.consumer_batch_size,
                 health=health,
+                positions=consumed,
             )
 
         recycler = Recycler(assignment, readmodel, clock, batch_size=settings.scheduler_batch_size, on_recorded=nudge)
         app.state.assignment, app.state.readmodel = assignment, readmodel
         app.state.nudge = nudge
+        app.state.catch_up = CatchUp.configured(consumed, settings)
+        app.state.own_writes = OwnWrites(
+            assignment.recorder.max_notification_id, projected, nudge, timeout=settings.catch_up_timeout.total_seconds()
+        )
         app.state.turns = LeadTurns()
         workers = app.state.workers
         workers.start("relay", OutboxRelay.worker(assignment, SERVICE, settings, to_integration_events))

@@ -14,6 +14,7 @@ from eventsourcing.domain import DomainEventProtocol
 from services.assignment.domain.ownership import Ownership
 from shared.eventstore import EventSourcedApplication
 from shared.follow import FollowLoop
+from shared.positions import LOG, Positions
 from shared.supervisor import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -91,12 +92,15 @@ class Projector:
         batch_size: int = 1000,
         poll_interval: float = 0.2,
         health: WorkerHealth | None = None,
+        positions: Positions | None = None,
     ):
+        """``positions``: where it reports how far the view is (lists wait on it to read their own writes)."""
         self.app = app
         self.store = store
         self.batch_size = batch_size
         self.position = 0
         self.follow = FollowLoop(poll_interval, health)
+        self.positions = positions or Positions()
 
     def nudge(self) -> None:
         """Something was recorded: project it now rather than at the next poll (thread-safe)."""
@@ -125,4 +129,11 @@ class Projector:
 
     async def run(self) -> None:
         self.position = await asyncio.to_thread(self.store.position)
-        await self.follow.run(lambda: asyncio.to_thread(self.project_once))
+        self.positions.reached(LOG, self.position)
+
+        async def step() -> int:
+            projected = await asyncio.to_thread(self.project_once)
+            self.positions.reached(LOG, self.position)
+            return projected
+
+        await self.follow.run(step)

@@ -31,6 +31,7 @@ from services.followup.projections import (
 )
 from shared.eventstore import read_model_pool
 from shared.follow import FollowLoop
+from shared.positions import LOG, Positions
 from shared.supervisor import WorkerHealth
 
 _DDL = """
@@ -198,11 +199,14 @@ class TaskBoardProjector:
         batch_size: int = 1000,
         poll_interval: float = 0.2,
         health: WorkerHealth | None = None,
+        positions: Positions | None = None,
     ) -> None:
+        """``positions``: where it reports how far the board is (task lists wait on it to read their own writes)."""
         self.app = app
         self.board = board
         self.batch_size = batch_size
         self.follow = FollowLoop(poll_interval, health)
+        self.positions = positions or Positions()
         # Where to read on from: the stored position as of this projector's last look (read first when None).
         # Only a hint: the board skips, under its position lock, whatever another replica applied meanwhile.
         self.position: int | None = None
@@ -230,4 +234,10 @@ class TaskBoardProjector:
             pass
 
     async def run(self) -> None:
-        await self.follow.run(lambda: asyncio.to_thread(self.project_once))
+        async def step() -> int:
+            projected = await asyncio.to_thread(self.project_once)
+            if self.position is not None:
+                self.positions.reached(LOG, self.position)
+            return projected
+
+        await self.follow.run(step)
