@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -15,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.metrics import COMMANDS
 from shared.retry import GaveUp
 
 log = logging.getLogger(__name__)
@@ -107,6 +110,63 @@ def unavailable() -> Problem:
     )
 
 
+def contended(exc: GaveUp) -> Problem:
+    """A command lost every race for the same aggregate (version conflicts): nothing recorded, try again."""
+    return Problem(503, "contended", "Too many concurrent changes to this lead; try again.", headers={"Retry-After": "1"})
+
+
+# How one kind of refusal becomes a problem: a status and the problem type's kind, or a function for
+# refusals whose answer carries more (a member such as ``cooldown_until``, field errors).
+Rule = tuple[int, str] | Callable[[Any], "Problem"]
+
+
+class Refusals:
+    """The one place a service says how what its domain refuses becomes a problem, and counts the outcome
+    of each command (``leadflow_commands_total{outcome}``: ``ok`` or the refusal's kind).
+
+    Rules are looked up along the exception's class hierarchy, so a base class can stand for its family.
+    A command that lost every version race (:class:`shared.retry.GaveUp`) is 503 ``contended`` everywhere."""
+
+    def __init__(self, service: str, rules: Mapping[type[BaseException], Rule]) -> None:
+        self.service = service
+        self.rules: dict[type[BaseException], Rule] = {GaveUp: contended, **rules}
+        self.refused = tuple(self.rules)
+        # One series per (command, outcome), looked up once: ``labels()`` validates and locks on every call,
+        # which costs more than a claim answered from memory.
+        self._counters: dict[tuple[str, str], Any] = {}
+
+    def problem(self, exc: BaseException) -> Problem:
+        for cls in type(exc).__mro__:
+            rule = self.rules.get(cls)
+            if rule is not None:
+                if isinstance(rule, tuple):
+                    status, kind = rule
+                    return Problem(status, kind, str(exc))
+                return rule(exc)
+        raise LookupError(f"no rule for {type(exc).__name__}")
+
+    def refuse(self, command: str, exc: BaseException) -> Problem:
+        """The problem answering ``exc``, counted as the command's outcome."""
+        problem = self.problem(exc)
+        self.count(command, problem.kind)
+        return problem
+
+    def count(self, command: str, outcome: str) -> None:
+        counter = self._counters.get((command, outcome))
+        if counter is None:
+            counter = self._counters[(command, outcome)] = COMMANDS.labels(self.service, command, outcome)
+        counter.inc()
+
+    @contextmanager
+    def command(self, name: str) -> Iterator[None]:
+        """Run a command: a refusal in the table is raised as its problem; success counts ``ok``."""
+        try:
+            yield
+        except self.refused as exc:
+            raise self.refuse(name, exc) from exc
+        self.count(name, "ok")
+
+
 def validation_problem(errors: list[dict[str, str]], detail: str = "The request is invalid.") -> Problem:
     return Problem(422, "validation-error", detail, errors=errors)
 
@@ -146,11 +206,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(Problem(exc.status_code, kind, detail, headers=exc.headers), request)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, GaveUp):  # lost every race for the same aggregate: nothing recorded, try again
-            contended = Problem(
-                409, "contended", "Too many concurrent changes to this lead; try again.", headers={"Retry-After": "1"}
-            )
-            return problem_response(contended, request)
+        if isinstance(exc, GaveUp):  # a command that did not go through a Refusals table
+            return problem_response(contended(exc), request)
         if is_outage(exc):
             log.warning("dependency unavailable", extra={"error": repr(exc), "path": request.scope["path"]})
             return problem_response(unavailable(), request)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -15,9 +14,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.assignment import SERVICE
-from services.assignment.app import AssignmentApplication, Contended, Owned
+from services.assignment.app import AssignmentApplication, Owned
 from services.assignment.domain.errors import (
-    AssignmentError,
     ClaimLimitReached,
     LeadAlreadyOwned,
     LeadClosed,
@@ -33,8 +31,7 @@ from shared.auth import Principal, authorize, require_roles
 from shared.catchup import CatchUp, NotYetSeen, OwnWrites, not_yet_seen
 from shared.events import Grade
 from shared.logs import correlation_id
-from shared.metrics import COMMANDS
-from shared.problems import Problem, problem_response, validation_problem
+from shared.problems import Problem, Refusals, problem_response, validation_problem
 from shared.service import Now
 from shared.text import SINGLE_LINE, OptionalSingleLine
 
@@ -45,18 +42,6 @@ Supervisor = Annotated[Principal, require_roles("manager", "admin")]
 Reader = Annotated[Principal, require_roles("rep", "manager", "admin", "integration")]
 RepId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\S+$"), SINGLE_LINE]
 RepPath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^\S+$"), SINGLE_LINE]
-
-# Each refusal's status and problem type (urn:leadflow:problem:<kind>): the rule that refused.
-REFUSALS: dict[type[AssignmentError], tuple[int, str]] = {
-    LeadNotFound: (404, "lead-not-found"),
-    NotLeadOwner: (403, "not-lead-owner"),
-    LeadAlreadyOwned: (409, "lead-already-owned"),
-    ClaimLimitReached: (409, "claim-limit-reached"),
-    ReclaimCooldown: (409, "reclaim-cooldown"),
-    LeadClosed: (409, "lead-closed"),
-    RepOffboarded: (409, "rep-offboarded"),
-    LeadNotOwned: (409, "lead-not-owned"),
-}
 
 
 class OwnershipOut(BaseModel):
@@ -166,50 +151,36 @@ Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
 Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page."), SINGLE_LINE]
 
 
-@functools.cache
-def command_outcome(name: str, outcome: str) -> Any:
-    """The counter of one command's outcome (``labels()`` validates and locks on every call)."""
-    return COMMANDS.labels(SERVICE, name, outcome)
-
-
-def refusal(name: str, refused: AssignmentError | Contended | NotYetSeen) -> Problem:
-    """The problem that answers a refused command, the rule that refused it counted as its outcome."""
-    if isinstance(refused, Contended):
-        command_outcome(name, "contended").inc()
-        return Problem(503, "contended", str(refused), headers={"Retry-After": "1"})
-    if isinstance(refused, NotYetSeen):
-        command_outcome(name, "not-yet-seen").inc()
-        return unseen(refused)
-    status, kind = REFUSALS[type(refused)]
-    command_outcome(name, kind).inc()
-    extra: dict[str, Any] = {}
-    if isinstance(refused, ReclaimCooldown):
-        extra["cooldown_until"] = refused.until.isoformat()
-    if isinstance(refused, ClaimLimitReached):
-        extra["limit"] = refused.limit
-    return Problem(status, kind, str(refused), **extra)
-
-
 def unseen(refused: NotYetSeen) -> Problem:
     """A lead still unknown after waiting for the lead's partition (see shared.catchup)."""
     detail = f"{refused} assignment learns of leads from the topic and has not seen this one captured yet."
     return not_yet_seen(404, detail, caught_up=refused.caught_up)
 
 
-def done(name: str, request: Request) -> None:
-    """Count a command that went through, and wake the relay and the projector."""
-    command_outcome(name, "ok").inc()
-    request.app.state.nudge()
+# Each refusal's status and problem type (urn:leadflow:problem:<kind>): the rule that refused.
+REFUSALS = Refusals(
+    SERVICE,
+    {
+        LeadNotFound: (404, "lead-not-found"),
+        NotLeadOwner: (403, "not-lead-owner"),
+        LeadAlreadyOwned: (409, "lead-already-owned"),
+        ClaimLimitReached: lambda refused: Problem(409, "claim-limit-reached", str(refused), limit=refused.limit),
+        ReclaimCooldown: lambda refused: Problem(409, "reclaim-cooldown", str(refused), cooldown_until=refused.until.isoformat()),
+        LeadClosed: (409, "lead-closed"),
+        RepOffboarded: (409, "rep-offboarded"),
+        LeadNotOwned: (409, "lead-not-owned"),
+        NotYetSeen: unseen,
+    },
+)
 
 
 @contextmanager
 def command(name: str, request: Request) -> Iterator[None]:
-    """Map refusals to problems in one place, count outcomes, and wake the relay and the projector."""
-    try:
+    """A command's refusals answered by the table above, its outcome counted; one that went through wakes
+    the projector."""
+    with REFUSALS.command(name):
         yield
-    except (AssignmentError, Contended, NotYetSeen) as refused:
-        raise refusal(name, refused) from refused
-    done(name, request)
+    request.app.state.nudge()
 
 
 class DirectRoute(APIRoute):
@@ -250,9 +221,10 @@ async def claim(request: Request) -> Response:
 
     try:
         owned = await request.app.state.catch_up.attempt(lead, decide, UNSEEN)
-    except (AssignmentError, Contended, NotYetSeen) as refused:
-        return problem_response(refusal("claim", refused), request)
-    done("claim", request)
+    except REFUSALS.refused as refused:
+        return problem_response(REFUSALS.refuse("claim", refused), request)
+    REFUSALS.count("claim", "ok")
+    request.app.state.nudge()
     return Response(OwnershipOut.of(owned).model_dump_json(), media_type="application/json")
 
 

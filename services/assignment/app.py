@@ -25,15 +25,11 @@ from services.assignment.domain.ownership import Ownership
 from services.assignment.domain.rules import OwnershipRules
 from shared.config import ServiceSettings
 from shared.eventstore import EventSourcedApplication, UnitOfWork, eventsourcing_env
-from shared.retry import COMMAND_RACES, GaveUp
+from shared.retry import COMMAND_RACES
 
 T = TypeVar("T")
 LEAD_LOCK_STRIPES = 1024
 OFFBOARD_BATCH = 100
-
-
-class Contended(Exception):
-    """The command kept losing version races; nothing was recorded. The caller may retry."""
 
 
 @dataclass(frozen=True)
@@ -108,10 +104,7 @@ class AssignmentApplication(EventSourcedApplication):
             self.save(*unit.aggregates)
             return result
 
-        try:
-            return COMMAND_RACES.call(attempt)
-        except GaveUp:
-            raise Contended("too many concurrent changes to the same lead or rep; try again") from None
+        return COMMAND_RACES.call(attempt)  # GaveUp when every try lost a race: nothing recorded
 
     # --- commands ------------------------------------------------------------------------------
 

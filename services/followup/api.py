@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -30,8 +28,8 @@ from services.followup.task_board import TaskBoard, TaskQuery
 from shared.auth import Principal, require_roles
 from shared.catchup import CatchUp, NotYetSeen, OwnWrites, not_yet_seen
 from shared.logs import correlation_id
-from shared.metrics import COMMANDS, FOLLOW_UPS_LOGGED
-from shared.problems import Problem, validation_problem
+from shared.metrics import FOLLOW_UPS_LOGGED
+from shared.problems import Problem, Refusals, validation_problem
 from shared.service import AppClock, Now
 from shared.text import OptionalSingleLine, SingleLine
 
@@ -80,34 +78,20 @@ def unseen_problem(exc: NotYetSeen) -> Problem:
     return not_yet_seen(409, detail, caught_up=exc.caught_up)
 
 
-@contextmanager
-def refusals(command: str) -> Iterator[None]:
-    """The one place where what the domain refuses becomes a status code."""
-    try:
-        yield
-    except NotYetSeen as exc:
-        COMMANDS.labels(SERVICE, command, "not_yet_seen").inc()
-        raise unseen_problem(exc) from exc
-    except LeadNotFound as exc:
-        COMMANDS.labels(SERVICE, command, "not_found").inc()
-        raise Problem(404, "lead-not-found", f"No lead {exc}.") from exc
-    except TaskNotFound as exc:
-        COMMANDS.labels(SERVICE, command, "not_found").inc()
-        raise Problem(404, "task-not-found", f"No task {exc}.") from exc
-    except NotOwner as exc:
-        COMMANDS.labels(SERVICE, command, "forbidden").inc()
-        raise Problem(403, "not-owner", str(exc)) from exc
-    except (NoOwner, TaskNotOpen) as exc:
-        COMMANDS.labels(SERVICE, command, "conflict").inc()
-        kind = "lead-not-owned" if isinstance(exc, NoOwner) else "task-not-open"
-        raise Problem(409, kind, str(exc)) from exc
-    except StageMoveForbidden as exc:
-        COMMANDS.labels(SERVICE, command, "rejected").inc()
-        raise Problem(422, "stage-move-forbidden", str(exc)) from exc
-    except InvalidFollowUp as exc:
-        COMMANDS.labels(SERVICE, command, "rejected").inc()
-        raise validation_problem([{"field": exc.field, "message": exc.message}]) from exc
-    COMMANDS.labels(SERVICE, command, "ok").inc()
+# The one place where what the domain refuses becomes a problem (its kind is the command's counted outcome).
+REFUSALS = Refusals(
+    SERVICE,
+    {
+        NotYetSeen: unseen_problem,
+        LeadNotFound: lambda exc: Problem(404, "lead-not-found", f"No lead {exc}."),
+        TaskNotFound: lambda exc: Problem(404, "task-not-found", f"No task {exc}."),
+        NotOwner: (403, "not-owner"),
+        NoOwner: (409, "lead-not-owned"),
+        TaskNotOpen: (409, "task-not-open"),
+        StageMoveForbidden: (422, "stage-move-forbidden"),
+        InvalidFollowUp: lambda exc: validation_problem([{"field": exc.field, "message": exc.message}]),
+    },
+)
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -130,7 +114,7 @@ async def log_follow_up(
 ) -> FollowUpCreated:
     contact = Contact(**body.model_dump(exclude={"tags"}), tags=tuple(body.tags))
     lead, actor, trace = str(lead_id), actor_of(principal), request_trace()
-    with refusals("log_follow_up"):
+    with REFUSALS.command("log_follow_up"):
         logged = await upstream.attempt(
             lead, lambda: run_in_threadpool(lambda: app.log_follow_up(lead, actor, contact, clock(), trace)), UNSEEN
         )
@@ -220,6 +204,6 @@ async def complete_task(task_id: SingleLine, app: App, board: Board, fresh: Fres
     if row is None:
         raise Problem(404, "task-not-found", f"No task {task_id}.")
     actor, trace = actor_of(principal), request_trace()
-    with refusals("complete_task"):
+    with REFUSALS.command("complete_task"):
         task = await run_in_threadpool(app.complete_task, row["lead_id"], task_id, actor, now, trace)
     return TaskOut.of(row["lead_id"], task)

@@ -14,7 +14,7 @@ from services.intake.domain import Lead, NewLead
 from services.intake.scoring import ScoreCard, ScoringRules
 from services.intake.store import IntakeRecorder
 from shared.eventstore import EventSourcedApplication
-from shared.retry import COMMAND_RACES, GaveUp
+from shared.retry import COMMAND_RACES
 
 # Concurrent recaptures of one lead conflict on its version; each retry reloads. Writers are serialised by
 # the event store's table lock, so a few dozen contenders resolve well within these attempts.
@@ -45,10 +45,6 @@ class Rescored:
 
 class LeadNotFound(LookupError):
     pass
-
-
-class Contention(RuntimeError):
-    """A write kept losing to concurrent writes of the same lead; nothing was recorded."""
 
 
 class IntakeApplication(EventSourcedApplication):
@@ -84,10 +80,7 @@ class IntakeApplication(EventSourcedApplication):
             return [self._capture_alone(new, now, cause) for new, cause in zip(leads, causes, strict=True)]
 
     def _capture_alone(self, new: NewLead, now: datetime, correlation_id: str | None) -> Outcome:
-        try:
-            return COMMAND_RACES.call(lambda: self._capture_together([new], now, [correlation_id])[0])
-        except GaveUp:
-            raise Contention(f"could not record the capture of lead {new.lead_id}") from None
+        return COMMAND_RACES.call(lambda: self._capture_together([new], now, [correlation_id])[0])
 
     def _capture_together(self, leads: Sequence[NewLead], now: datetime, causes: Sequence[str | None]) -> list[Outcome]:
         keys_of = [new.match_keys() for new in leads]
@@ -132,7 +125,7 @@ class IntakeApplication(EventSourcedApplication):
     def record_signal(
         self, lead_id: UUID, signal: str, *, recorded_by: str, now: datetime, correlation_id: str | None = None
     ) -> Rescored:
-        """Re-score a lead for a behaviour signal; raises LeadNotFound, UnknownSignal or Contention."""
+        """Re-score a lead for a behaviour signal; raises LeadNotFound, UnknownSignal or GaveUp (every try lost a race)."""
 
         def attempt() -> Rescored:
             lead: Lead | None = self.get_or_none(lead_id)
@@ -143,10 +136,7 @@ class IntakeApplication(EventSourcedApplication):
             self.save(lead)
             return Rescored(*previous, card)
 
-        try:
-            return COMMAND_RACES.call(attempt)
-        except GaveUp:
-            raise Contention(f"could not record the signal for lead {lead_id}") from None
+        return COMMAND_RACES.call(attempt)
 
     def get_lead(self, lead_id: UUID) -> Lead | None:
         return self.get_or_none(lead_id)

@@ -25,7 +25,11 @@ def lead_id_for_phone(phone_e164: str) -> UUID:
 
 
 class UnknownSignal(ValueError):
-    """A behaviour signal the scoring rules do not know."""
+    """A behaviour signal the scoring rules do not know; ``known`` are the ones they do."""
+
+    def __init__(self, signal: str, known: list[str]) -> None:
+        super().__init__(signal)
+        self.known = known
 
 
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -164,7 +168,7 @@ class Lead(Aggregate):
     ) -> ScoreCard:
         """A behaviour signal re-scores the lead; the event says which rules make up the new score."""
         if signal not in rules.signals:
-            raise UnknownSignal(signal)
+            raise UnknownSignal(signal, sorted(rules.signals))
         counts = {**self.signals, signal: self.signals.get(signal, 0) + 1}
         card = rules.evaluate(self.profile, counts)
         self._scored(

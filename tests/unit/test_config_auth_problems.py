@@ -232,3 +232,46 @@ def test_a_correlation_id_that_is_not_clean_text_is_replaced():
     assert client.get("/cid", headers={"x-correlation-id": "req-42"}).json() == {"cid": "req-42"}
     replaced = client.get("/cid", headers={"x-correlation-id": b"req\x85\x9b42"})
     assert replaced.json()["cid"] != "req\x85\x9b42" and replaced.headers["x-correlation-id"] == replaced.json()["cid"]
+
+
+def test_refusals_answer_each_rule_by_class_hierarchy_and_count_the_outcome():
+    from prometheus_client import REGISTRY
+
+    from shared.problems import Refusals
+    from shared.retry import GaveUp
+
+    class Refused(Exception):
+        pass
+
+    class Cooldown(Refused):
+        until = "2030-01-01T00:00:00Z"
+
+    refusals = Refusals(
+        "refusals-test",
+        {
+            Refused: (409, "refused"),
+            Cooldown: lambda exc: Problem(409, "cooldown", str(exc), cooldown_until=exc.until),
+        },
+    )
+
+    def outcome(kind: str) -> float:
+        labels = {"service": "refusals-test", "command": "claim", "outcome": kind}
+        return REGISTRY.get_sample_value("leadflow_commands_total", labels) or 0.0
+
+    class Other(Refused):
+        pass
+
+    with pytest.raises(Problem) as raised, refusals.command("claim"):
+        raise Other("taken")
+    assert (raised.value.status, raised.value.kind, raised.value.detail) == (409, "refused", "taken")
+    with pytest.raises(Problem) as raised, refusals.command("claim"):
+        raise Cooldown("wait")
+    assert raised.value.extra == {"cooldown_until": "2030-01-01T00:00:00Z"}
+    with pytest.raises(Problem) as raised, refusals.command("claim"):
+        raise GaveUp(30, RuntimeError("conflict"))
+    assert (raised.value.status, raised.value.kind, raised.value.headers) == (503, "contended", {"Retry-After": "1"})
+    with refusals.command("claim"):
+        pass
+    assert [outcome(k) for k in ("refused", "cooldown", "contended", "ok")] == [1, 1, 1, 1]
+    with pytest.raises(KeyError), refusals.command("claim"):  # not a refusal: a bug, left to the 500 handler
+        raise KeyError("x")

@@ -13,10 +13,11 @@ from fastapi import APIRouter, Body, Query, Request
 
 from services.intake import SERVICE
 from services.intake.api.http import JSON_BODY, App, Capturer, Settings, media_type, require_media_types
+from services.intake.api.refusals import REFUSALS
 from services.intake.api.schemas import BatchItemOut, ImportOut
-from services.intake.app import Captured, Contention
+from services.intake.app import Captured
 from services.intake.capture import InvalidLead, parse_lead
-from services.intake.csv_rows import CsvLeadReader, InvalidCsv
+from services.intake.csv_rows import CsvLeadReader
 from services.intake.domain import NewLead
 from services.intake.imports import ImportReport, import_csv
 from shared.logs import correlation_id
@@ -54,10 +55,8 @@ def capture_batch(
             results[index] = BatchItemOut(status="invalid", errors=exc.errors)
             continue
         valid.append((index, new))
-    try:
+    with REFUSALS.command("capture_batch"):
         outcomes = app.capture_many([new for _, new in valid], now=now, correlation_id=correlation_id.get())
-    except Contention as exc:
-        raise Problem(503, "contention", f"{exc}; try again.", headers={"Retry-After": "1"}) from None
     for (index, _), outcome in zip(valid, outcomes, strict=True):
         if isinstance(outcome, Captured):
             results[index] = BatchItemOut(
@@ -146,9 +145,8 @@ async def import_leads(
         progress.created, progress.duplicates = report.created, report.duplicates
 
     try:
-        report = await anyio.to_thread.run_sync(run)
-    except InvalidCsv as exc:
-        raise validation_problem(exc.errors, "The file cannot be imported.") from None
+        with REFUSALS.command("import"):
+            report = await anyio.to_thread.run_sync(run)
     except BodyTooLarge:
         raise Problem(
             413,
@@ -159,6 +157,4 @@ async def import_leads(
             created=progress.created,
             duplicates=progress.duplicates,
         ) from None
-    except Contention as exc:
-        raise Problem(503, "contention", f"{exc}; send the file again.", headers={"Retry-After": "1"}) from None
     return ImportOut(**report.__dict__)
