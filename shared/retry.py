@@ -15,14 +15,22 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import psycopg
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
 T = TypeVar("T")
 
 # Transient by nature: a version conflict with a concurrent writer (fresh state may succeed), and
-# I/O that failed on the way (a dropped connection, a timeout). Anything else is a bug or bad data,
-# and trying again would only repeat it.
-TRANSIENT: tuple[type[BaseException], ...] = (IntegrityError, psycopg.OperationalError, OSError, TimeoutError)
+# I/O that failed on the way (a dropped connection, a timeout; a pool timeout is a psycopg
+# OperationalError; eventsourcing re-raises psycopg's as its own). Anything else is a bug or bad data,
+# and trying again would only repeat it: that is what a consumer parks, never one of these.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    IntegrityError,
+    psycopg.OperationalError,
+    OperationalError,
+    InterfaceError,
+    OSError,
+    TimeoutError,
+)
 
 
 class GaveUp(Exception):
