@@ -10,7 +10,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, BaseAggregate
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, Tracking
+from eventsourcing.persistence import IntegrityError, Notification, ProcessRecorder, Recording, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.utils import Environment, get_topic
 from psycopg import sql
@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from shared.config import ServiceSettings
 from shared.consumer import Delivered, PartitionBatch, tracking_name
+from shared.deadletters import DeadLetter, DeadLetterTable, Entry
 
 # Seconds a request waits for a database connection before it is answered 503 (outages fail fast).
 POOL_TIMEOUT = 2
@@ -86,12 +87,18 @@ def eventsourcing_env(settings: ServiceSettings, schema: str, **overrides: str) 
     return env
 
 
+class NotWaiting(Exception):
+    """A dead letter to resolve is no longer waiting to be re-driven (resolved or discarded meanwhile)."""
+
+
 class DedupingProcessRecorder(PostgresProcessRecorder):
     """A process recorder that also remembers the ids of the upstream events it applied.
 
     ``save(..., tracking=t, processed_event_ids=[...])`` writes the ids in the same transaction as
     the events and the tracking record, so an upstream event republished under the same CloudEvents
-    ``id`` at a later offset is recognised and ignored (:meth:`already_processed`).
+    ``id`` at a later offset is recognised and ignored (:meth:`already_processed`). The service's
+    ``dead_letters`` table lives here too: ``dead_letters=[...]`` records parked records with the tracking
+    record that moves past them, ``resolve_dead_letter=id`` marks a re-driven one resolved with its effects.
     """
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
@@ -103,6 +110,8 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
                 sql.Identifier(self.datastore.schema), sql.Identifier(self.processed_table)
             )
         )
+        self.dead_letters = DeadLetterTable(self.datastore.schema)
+        self.sql_create_statements.extend(self.dead_letters.create_statements)
         # One statement for a whole batch of ids, the array sent in binary.
         self._insert_processed = sql.SQL(
             "INSERT INTO {0}.{1} (event_id) SELECT unnest(%b::text[]) ON CONFLICT DO NOTHING"
@@ -147,6 +156,15 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
             # and in pipeline mode a further statement on the same cursor would take that result away.
             with curs.connection.cursor() as ids_cursor:
                 ids_cursor.execute(self._insert_processed, (list(event_ids),))
+        letters = kwargs.get("dead_letters")
+        if letters:
+            with curs.connection.cursor() as letters_cursor:
+                self.dead_letters.insert(letters_cursor, letters)
+        resolved = kwargs.get("resolve_dead_letter")
+        if resolved is not None:
+            with curs.connection.cursor() as resolve_cursor:
+                if not self.dead_letters.resolve(resolve_cursor, resolved):
+                    raise NotWaiting(resolved)  # rolls the whole save back: applied by someone else, or discarded
 
     def existing_originators(self, originator_ids: list[UUID]) -> set[UUID]:
         """Which of these aggregates have any events (one query for a whole batch of look-ups)."""
@@ -158,6 +176,25 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement, (originator_ids,))
             return {row["originator_id"] for row in curs.fetchall()}
+
+    def aggregate_notifications(self, originator_id: UUID | str, up_to: int) -> list[Notification]:
+        """One aggregate's recorded events with their positions in the log, up to position ``up_to``."""
+        statement = sql.SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1}"
+            " WHERE originator_id = %s AND notification_id <= %s ORDER BY notification_id"
+        ).format(sql.Identifier(self.datastore.schema), sql.Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (UUID(str(originator_id)), up_to))
+            return [
+                Notification(
+                    id=row["notification_id"],
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
 
     def already_processed(self, event_ids: list[str]) -> set[str]:
         if not event_ids:
@@ -344,6 +381,78 @@ def tracked_partition_positions(app: EventSourcedApplication, topic: str) -> Cal
         return {p: app.recorder.max_tracking_id(tracking_name(topic, p)) for p in partitions}
 
     return load
+
+
+def apply_redriven(
+    app: EventSourcedApplication,
+    entry_id: int,
+    item: Delivered,
+    apply: Callable[[UnitOfWork, Delivered], None],
+    *,
+    aggregate_ids: Callable[[Delivered], Iterable[UUID]] | None = None,
+    attempts: int = 5,
+) -> bool:
+    """Apply one parked event (re-driven after a fix) and mark its dead letter resolved, in one transaction.
+
+    Exactly once: not applied again if its CloudEvents ``id`` was applied meanwhile (the entry is then
+    only resolved); nothing at all (False) if the entry is no longer waiting. Positions do not move: the
+    consumer moved past the record when it parked it. A version conflict is retried from fresh state."""
+    for attempt in range(attempts):
+        fresh = [] if app.recorder.already_processed([item.envelope.id]) else [item]
+        unit = UnitOfWork(app)
+        if aggregate_ids is not None:
+            unit.preload(i for d in fresh for i in aggregate_ids(d))
+        for delivered in fresh:
+            apply(unit, delivered)
+        try:
+            app.save(*unit.aggregates, processed_event_ids=[d.envelope.id for d in fresh], resolve_dead_letter=entry_id)
+            return True
+        except NotWaiting:
+            return False
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+    return False
+
+
+class TrackedDeadLetters:
+    """The :class:`shared.consumer.DeadLetterStore` of an event-sourced consumer (one whose batch handler
+    is :func:`tracked_batch_handler`): letters recorded with the tracking record that moves past them,
+    re-driven events applied with ``apply`` (the same policy the handler applies)."""
+
+    def __init__(
+        self,
+        app: EventSourcedApplication,
+        topic: str,
+        apply: Callable[[UnitOfWork, Delivered], None],
+        aggregate_ids: Callable[[Delivered], Iterable[UUID]] | None = None,
+    ) -> None:
+        self.app = app
+        self.topic = topic
+        self.apply = apply
+        self.aggregate_ids = aggregate_ids
+        self.table = app.recorder.dead_letters
+
+    def park(self, letter: DeadLetter, next_offset: int) -> bool:
+        tracking = Tracking(tracking_name(self.topic, letter.partition), next_offset)
+        try:
+            self.app.save_tracked([], [tracking], dead_letters=[letter])
+            return True
+        except IntegrityError:
+            if (self.app.recorder.max_tracking_id(tracking.application_name) or -1) >= next_offset:
+                return False  # applied or parked before (a restart, or another consumer of the group)
+            raise
+
+    def requested(self, worker: str) -> list[Entry]:
+        with self.app.recorder.datastore.get_connection() as conn:
+            return self.table.requested(conn, worker)
+
+    def redrive(self, entry: Entry, delivered: Delivered) -> bool:
+        return apply_redriven(self.app, entry.id, delivered, self.apply, aggregate_ids=self.aggregate_ids)
+
+    def refuse(self, entry: Entry, error: str) -> None:
+        with self.app.recorder.datastore.get_connection() as conn:
+            self.table.refuse(conn, entry.id, error)
 
 
 def tracked_batch_handler(

@@ -21,7 +21,13 @@ from services.assignment.recycling import Recycler
 from services.assignment.turns import LeadTurns
 from shared.clock import Clock, system_clock
 from shared.consumer import PartitionBatch, TopicConsumer
-from shared.eventstore import ensure_schema, read_model_pool, tracked_batch_handler, tracked_partition_positions
+from shared.eventstore import (
+    TrackedDeadLetters,
+    ensure_schema,
+    read_model_pool,
+    tracked_batch_handler,
+    tracked_partition_positions,
+)
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve
@@ -77,6 +83,8 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
                 group_id=settings.consumer_group(SERVICE),
                 load_positions=tracked_partition_positions(assignment, settings.topic),
                 handle_batch=handle_batch,
+                worker="consumer",
+                dead_letters=TrackedDeadLetters(assignment, settings.topic, policy, policy.aggregate_ids),
                 batch_size=settings.consumer_batch_size,
                 health=health,
             )

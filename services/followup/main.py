@@ -21,7 +21,13 @@ from services.followup.sop import load_sop
 from services.followup.task_board import TaskBoard, TaskBoardProjector
 from shared.clock import Clock, system_clock
 from shared.consumer import TopicConsumer
-from shared.eventstore import ensure_schema, eventsourcing_env, tracked_batch_handler, tracked_partition_positions
+from shared.eventstore import (
+    TrackedDeadLetters,
+    ensure_schema,
+    eventsourcing_env,
+    tracked_batch_handler,
+    tracked_partition_positions,
+)
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve
@@ -69,6 +75,8 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
                 group_id=settings.consumer_group(SERVICE),
                 load_positions=tracked_partition_positions(followup, settings.topic),
                 handle_batch=handle_batch,
+                worker="consumer",
+                dead_letters=TrackedDeadLetters(followup, settings.topic, policy, policy.aggregate_ids),
                 batch_size=settings.consumer_batch_size,
                 health=health,
             )

@@ -18,6 +18,7 @@ from shared.events import LeadClaimed, encode, kafka_headers, make_envelope
 from shared.eventstore import (
     EventSourcedApplication,
     PartlyApplied,
+    TrackedDeadLetters,
     UnitOfWork,
     apply_tracked_batch,
     eventsourcing_env,
@@ -92,6 +93,8 @@ async def consume_until_caught_up(app, infra, topic, group):
         group_id=group,
         load_positions=tracked_partition_positions(app, topic),
         handle_batch=tracked_batch_handler(app, topic, apply),
+        worker="consumer",
+        dead_letters=TrackedDeadLetters(app, topic, apply),
         batch_size=50,
     )
     await consumer.start()

@@ -24,7 +24,7 @@ from services.followup.task_board import TaskBoard, TaskBoardProjector, TaskQuer
 from shared.clock import FakeClock
 from shared.consumer import TopicConsumer
 from shared.events import LeadCaptured, LeadClaimed, LeadReleased, encode, kafka_headers, make_envelope
-from shared.eventstore import eventsourcing_env, tracked_batch_handler, tracked_partition_positions
+from shared.eventstore import TrackedDeadLetters, eventsourcing_env, tracked_batch_handler, tracked_partition_positions
 from shared.relay import OutboxRelay, build_producer
 from tests.integration.kafka_reading import read_all
 from tests.unit.test_followup_cadence import RULES
@@ -74,6 +74,8 @@ async def consume(followup, settings):
         group_id=f"g-{uuid.uuid4()}",
         load_positions=tracked_partition_positions(followup, settings.topic),
         handle_batch=tracked_batch_handler(followup, settings.topic, UpstreamPolicy(RULES)),
+        worker="consumer",
+        dead_letters=TrackedDeadLetters(followup, settings.topic, UpstreamPolicy(RULES)),
     )
     await consumer.start()
     task = asyncio.create_task(consumer.run())
