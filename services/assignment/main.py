@@ -28,6 +28,7 @@ from shared.eventstore import (
     tracked_batch_handler,
     tracked_partition_positions,
 )
+from shared.projector import StoredEventParking
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve
@@ -54,8 +55,15 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
                 projector.nudge()
 
         def project(health: WorkerHealth) -> Projector:
+            parking = StoredEventParking(
+                assignment, service=SERVICE, worker="projector", bootstrap=settings.kafka_bootstrap, topic=settings.topic
+            )
             projector = Projector(
-                assignment, readmodel, poll_interval=settings.relay_poll_interval.total_seconds(), health=health
+                assignment,
+                readmodel,
+                poll_interval=settings.relay_poll_interval.total_seconds(),
+                health=health,
+                parking=parking,
             )
             projectors[:] = [projector]
             return projector

@@ -28,6 +28,7 @@ from shared.eventstore import (
     tracked_batch_handler,
     tracked_partition_positions,
 )
+from shared.projector import StoredEventParking
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve
@@ -61,8 +62,11 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
         handle_batch = tracked_batch_handler(followup, settings.topic, policy, policy.aggregate_ids)
 
         def task_board(health: WorkerHealth) -> TaskBoardProjector:
+            parking = StoredEventParking(
+                followup, service=SERVICE, worker="task-board", bootstrap=settings.kafka_bootstrap, topic=settings.topic
+            )
             projector = TaskBoardProjector(
-                followup, board, poll_interval=settings.relay_poll_interval.total_seconds(), health=health
+                followup, board, poll_interval=settings.relay_poll_interval.total_seconds(), health=health, parking=parking
             )
             projectors[:] = [projector]
             return projector
