@@ -171,19 +171,25 @@ PROFILE_FIELDS = ("name", "phone", "email", "wechat", "company", "title", "indus
 def fold_customer(events: Iterable[Event], lead_id: str, as_of: datetime | None = None) -> Customer360 | None:
     """The 360 view from the lead's events in topic order; only events at or before ``as_of`` count.
 
-    None when no event of the lead happened by then.
+    None when the lead was not captured by then: a lead exists from its ``LeadCaptured`` on, and events of
+    a lead never captured describe nothing anyone can look up. A second ``LeadCaptured`` (a new id for a
+    known lead) restates nothing: the first capture stands. (The writer keeps both from being stored at
+    all, ``services/analytics/tracking.py``; the fold holds to the same rule for what was stored before.)
     """
     view: Customer360 | None = None
     tasks: dict[str, Task] = {}
     for event in events:
         if as_of is not None and event.time > as_of:
             continue  # producers' clocks differ a little: later offsets may carry earlier times
+        if isinstance(event.payload, LeadCaptured) and view is not None and view.captured_at is not None:
+            continue
         if view is None:
             view = Customer360(lead_id=lead_id, as_of=as_of, last_event_at=event.time)
         _apply(view, tasks, event.time, event.payload)
         view.last_event_at = event.time
-    if view is not None:
-        view.open_tasks = sorted(tasks.values(), key=lambda task: task.due_at)
+    if view is None or view.captured_at is None:
+        return None
+    view.open_tasks = sorted(tasks.values(), key=lambda task: task.due_at)
     return view
 
 
