@@ -27,14 +27,18 @@ POOL_TIMEOUT = 2
 
 def read_model_pool(database_url: str, max_size: int, **kwargs: Any) -> ConnectionPool:
     """A connection pool for a service's own tables, with the event store's outage behaviour: connections
-    checked before use, at most ``POOL_TIMEOUT`` s of waiting for one. Opened by the caller."""
+    checked before use, at most ``POOL_TIMEOUT`` s of waiting for one. Opened by the caller.
+
+    Sessions are in UTC whatever the server's or database's ``timezone``: every LeadFlow time is UTC, and
+    a valid time at the end of the calendar (``9999-12-31T23:59:59Z``) read back in a zone east of UTC lies
+    past the year 9999, which psycopg cannot load (a worker reading it would crash)."""
     return ConnectionPool(
         database_url,
         min_size=1,
         max_size=max_size,
         timeout=POOL_TIMEOUT,
         check=ConnectionPool.check_connection,
-        kwargs={"connect_timeout": POOL_TIMEOUT, **kwargs},
+        kwargs={"connect_timeout": POOL_TIMEOUT, "options": "-c TimeZone=UTC", **kwargs},
         open=False,
     )
 
