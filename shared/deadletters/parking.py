@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.deadletters import DeadLetter, dlq_topic
 from shared.metrics import EVENTS_DEAD_LETTERED
-from shared.retry import HANDLER, TRANSIENT, GaveUp, RetryPolicy
+from shared.retry import HANDLER, TRANSIENT, GaveUp, RetryPolicy, permanent
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ ALONE: RetryPolicy = replace(HANDLER, retry_on=(Exception,))
 
 def transient(exc: BaseException) -> bool:
     """An outage, not bad data: never parked (the worker raises, and the supervisor restarts it)."""
-    return isinstance(exc, (*TRANSIENT, GaveUp))
+    return isinstance(exc, GaveUp) or (isinstance(exc, TRANSIENT) and not permanent(exc))
 
 
 async def ensure_dlq_topic(bootstrap: str, topic: str, like: str) -> None:
@@ -151,10 +151,11 @@ def isolate(
         if hi - lo == 1:
             try:
                 return ALONE.call(lambda: apply(lo, hi), sleep=sleep)
-            except GaveUp as gave_up:
-                if transient(gave_up.last):
+            except Exception as exc:  # GaveUp after its attempts, or at once what is never retried
+                last, attempts = (exc.last, exc.attempts) if isinstance(exc, GaveUp) else (exc, 1)
+                if transient(last):
                     raise
-                park(lo, gave_up.last, tried + gave_up.attempts)
+                park(lo, last, tried + attempts)
                 return 0
         if failed is None:
             try:

@@ -139,3 +139,17 @@ def test_a_letter_carries_the_original_headers_then_where_it_came_from_and_why()
 def test_an_error_text_is_safe_for_a_text_column_and_bounded():
     assert printable("bad \x00 name \ud800") == "bad \\x00 name ?"
     assert len(printable("x" * 10_000)) == 2000
+
+
+def test_a_record_too_large_for_the_database_is_parked_not_taken_for_an_outage():
+    log = Log(["a", "huge", "b"], bad=set())
+    original = log.apply
+
+    def apply(lo: int, hi: int) -> int:
+        if "huge" in log.items[lo:hi]:
+            raise psycopg.errors.ProgramLimitExceeded("index row size 3136 exceeds btree version 4 maximum 2704")
+        return original(lo, hi)
+
+    assert isolate(3, apply, log.park, psycopg.errors.ProgramLimitExceeded("first"), sleep=lambda _: None) == 2
+    assert log.applied == ["a", "b"] and [item for item, _ in log.parked] == ["huge"]
+    assert not transient(psycopg.errors.ProgramLimitExceeded("too large"))
