@@ -23,13 +23,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.deadletters import CONSUMER_REASONS, HANDLER_ERROR, INVALID_RECORD, DeadLetter, Entry, error_text, header_text
-from shared.deadletters.parking import Parking, isolate, transient
+from shared.deadletters import CONSUMER_REASONS, INVALID_RECORD, error_text
+from shared.deadletters.guard import DeadLetterStore, PollGuard, Refused, Reject
+from shared.deadletters.parking import Parking, transient
 from shared.events import Envelope, InvalidEvent, Payload, decode
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_REJECTED, PROJECTION_FRESHNESS
 from shared.retry import HANDLER
@@ -84,47 +85,6 @@ class PartitionBatch(NamedTuple):
 # retried, then restarts the consumer; any other error makes the consumer find and park the bad record;
 # :class:`Refused` names the records to park.
 BatchHandler = Callable[[list[PartitionBatch]], int]
-
-
-class Refused(Exception):
-    """Raised by a batch handler (having written nothing) that knows which records it will not apply, and
-    why: the consumer parks exactly these and hands the handler the rest again, without retries."""
-
-    def __init__(self, records: dict[tuple[int, int], tuple[str, str]]) -> None:
-        """``records``: ``(partition, offset)`` → ``(reason, error)`` (reason: a dead-letter reason)."""
-        super().__init__(f"{len(records)} record(s) refused")
-        self.records = records
-
-
-class DeadLetterStore(Protocol):
-    """What a consumer needs from its service to park a record and re-drive one, each in one transaction
-    with the service's stored position or effects (the service's ``dead_letters`` table)."""
-
-    def park(self, letter: DeadLetter, next_offset: int) -> bool:
-        """Record ``letter`` and move its partition's stored position to ``next_offset``, atomically; False
-        (nothing recorded) when the stored position is there already (applied or parked before)."""
-        ...
-
-    def requested(self, worker: str) -> list[Entry]:
-        """The entries of ``worker`` someone asked to re-drive, oldest first."""
-        ...
-
-    def redrive(self, entry: Entry, delivered: Delivered) -> bool:
-        """Apply ``delivered`` (not if its CloudEvents id was applied before) and mark ``entry`` resolved,
-        atomically; False (nothing applied) when the entry is no longer waiting to be re-driven."""
-        ...
-
-    def refuse(self, entry: Entry, error: str) -> None:
-        """The re-drive failed: the entry is parked again, with ``error``."""
-        ...
-
-
-class _Reject(NamedTuple):
-    """A record of a poll to park rather than apply."""
-
-    record: Any  # aiokafka's ConsumerRecord
-    reason: str
-    error: str
 
 
 async def topic_partitions(bootstrap: str, topic: str, timeout: float = 15) -> list[int]:
@@ -190,6 +150,16 @@ class TopicConsumer:
         self.worker = worker
         self.dead_letters = dead_letters
         self.parking = Parking(service=service, worker=worker, bootstrap=bootstrap, topic=topic, reasons=reasons)
+        self.guard = PollGuard(
+            service=service,
+            worker=worker,
+            topic=topic,
+            handle_batch=handle_batch,
+            load_positions=load_positions,
+            store=dead_letters,
+            parking=self.parking,
+            health=health,
+        )
         self.health = health
         self.partitions = partitions
         self.topic = topic
@@ -216,9 +186,7 @@ class TopicConsumer:
         self._committed_at = 0.0
         self._started = False
         self._redrive_at = 0.0
-        self._polled: dict = {}
         self.applied = 0
-        self.parked = 0
         self.redriven = 0
 
     async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
@@ -266,7 +234,7 @@ class TopicConsumer:
                         self.health.progressed()  # looked, found nothing waiting
                     continue
                 self._polls_in_hand += 1
-                rejected: list[_Reject] = []
+                rejected: list[Reject] = []
                 decoded = [
                     PartitionBatch(tp.partition, self._decode(tp, records, rejected), records[-1].offset + 1)
                     for tp, records in sorted(batches.items(), key=lambda item: item[0].partition)
@@ -288,7 +256,7 @@ class TopicConsumer:
             pending, self._pending = self._pending, None
             await pending
 
-    def _decode(self, tp: TopicPartition, records: list, rejected: list[_Reject]) -> list[Delivered]:
+    def _decode(self, tp: TopicPartition, records: list, rejected: list[Reject]) -> list[Delivered]:
         delivered: list[Delivered] = []
         for record in records:
             try:
@@ -296,12 +264,12 @@ class TopicConsumer:
             except InvalidEvent as exc:
                 # A poison record must not stop the partition: it is parked (with the batch, in order).
                 EVENTS_REJECTED.labels(self.service).inc()
-                rejected.append(_Reject(record, INVALID_RECORD, error_text(exc)))
+                rejected.append(Reject(record, INVALID_RECORD, error_text(exc)))
                 continue
             delivered.append(Delivered(tp.partition, record.offset, envelope, payload, record.value))
         return delivered
 
-    async def _apply_all(self, decoded: list[PartitionBatch], rejected: list[_Reject], records: dict) -> None:
+    async def _apply_all(self, decoded: list[PartitionBatch], rejected: list[Reject], records: dict) -> None:
         self.applied += await asyncio.to_thread(self._apply_poll, decoded, rejected, records)
         offsets = {TopicPartition(self.topic, batch.partition): batch.next_offset for batch in decoded}
         delivered = [item for batch in decoded for item in batch.delivered]
@@ -323,116 +291,13 @@ class TopicConsumer:
             except Exception as exc:
                 log.debug("advisory commit failed", extra={"error": str(exc)})
 
-    # --- parking (in the worker thread; the happy path is one handler call) --------------------------
+    def _apply_poll(self, batches: list[PartitionBatch], rejected: list[Reject], records: dict) -> int:
+        return self.guard.apply(batches, rejected, records)
 
-    def _apply_poll(self, batches: list[PartitionBatch], rejected: list[_Reject], records: dict) -> int:
-        self._polled = records  # the poll's records, for the key and headers of one to park
-        try:
-            if rejected:
-                return self._apply_around(batches, rejected)
-            try:
-                return HANDLER.call(lambda: self.handle_batch(batches))
-            except Refused as refused:
-                return self._apply_around(batches, self._rejects(refused))
-            except Exception as exc:
-                if transient(exc):
-                    raise
-                failed: BaseException | None = exc if len(batches) == 1 else None
-                return sum(self._apply_partition(batch, failed) for batch in batches)
-        finally:
-            self._polled = {}
-
-    def _apply_partition(self, batch: PartitionBatch, failed: BaseException | None = None) -> int:
-        """One partition's batch, its bad records found by bisection and parked (``failed``: the error the
-        batch already raised; None: try it whole first)."""
-        if failed is None:
-            try:
-                return HANDLER.call(lambda: self.handle_batch([batch]))
-            except Refused as refused:
-                return self._apply_around([batch], self._rejects(refused))
-            except Exception as exc:
-                if transient(exc):
-                    raise
-                failed = exc
-        # Read again after a restart or a rebalance, a record parked before fails again: what is behind the
-        # stored position was applied or parked already, and is neither bisected nor parked twice.
-        done = self._stored_position(batch.partition)
-        items = [item for item in batch.delivered if item.offset >= done]
-        if not items:
-            return 0
-
-        def apply(lo: int, hi: int) -> int:
-            next_offset = items[hi].offset if hi < len(items) else batch.next_offset
-            return self.handle_batch([PartitionBatch(batch.partition, items[lo:hi], next_offset)])
-
-        def park(i: int, error: BaseException, attempts: int) -> None:
-            self._park(self._record(batch.partition, items[i].offset), HANDLER_ERROR, error_text(error), attempts)
-
-        try:
-            return isolate(len(items), apply, park, failed)
-        except Refused as refused:  # a part of the batch, alone: park what it names, go on with the rest
-            return self._apply_around([batch], self._rejects(refused))
-
-    def _apply_around(self, batches: list[PartitionBatch], rejected: list[_Reject]) -> int:
-        """Each partition's batch in order, its rejected records parked in their places."""
-        applied = 0
-        for batch in batches:
-            rejects = sorted((r for r in rejected if r.record.partition == batch.partition), key=lambda r: r.record.offset)
-            if not rejects:
-                applied += self._apply_partition(batch)
-                continue
-            refused = {r.record.offset for r in rejects}
-            pending = [item for item in batch.delivered if item.offset not in refused]
-            for reject in rejects:
-                before = [item for item in pending if item.offset < reject.record.offset]
-                pending = pending[len(before) :]
-                if before:
-                    applied += self._apply_partition(PartitionBatch(batch.partition, before, reject.record.offset))
-                self._park(reject.record, reject.reason, reject.error, 1)
-            if pending:
-                applied += self._apply_partition(PartitionBatch(batch.partition, pending, batch.next_offset))
-        return applied
-
-    def _rejects(self, refused: Refused) -> list[_Reject]:
-        return [_Reject(self._record(p, offset), reason, error) for (p, offset), (reason, error) in refused.records.items()]
-
-    def _record(self, partition: int, offset: int) -> Any:
-        """The record at ``offset`` in the poll being applied (a valid event's key and headers are not kept)."""
-        for tp, polled in self._polled.items():
-            if tp.partition == partition:
-                return next(record for record in polled if record.offset == offset)
-        raise LookupError(f"no record at {partition}:{offset} in this poll")
-
-    def _stored_position(self, partition: int) -> int:
-        return self.load_positions([partition]).get(partition) or 0
-
-    def _park(self, record: Any, reason: str, error: str, attempts: int) -> None:
-        if self._stored_position(record.partition) > record.offset:
-            return  # parked (or applied) before: read again after a restart or a rebalance
-        headers = tuple((key, bytes(value or b"")) for key, value in record.headers or ())
-        found = dict(headers)
-        letter = DeadLetter(
-            service=self.service,
-            worker=self.worker,
-            topic=self.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value if record.value is not None else b"",
-            headers=headers,
-            reason=reason,
-            error=error,
-            attempts=attempts,
-            lead_id=header_text(record.key),
-            event_id=header_text(found.get("ce_id")),
-            event_type=header_text(found.get("ce_type")),
-        )
-        self.parking.send_blocking(letter)  # acknowledged before the position moves past the record
-        if self.dead_letters.park(letter, record.offset + 1):
-            self.parking.parked(letter)
-            self.parked += 1
-        if self.health is not None:
-            self.health.progressed()
+    @property
+    def parked(self) -> int:
+        """Records this consumer parked (recorded in its store)."""
+        return self.guard.parked
 
     def _redrive_requested(self) -> None:
         """Apply the parked records someone asked to re-drive, through the same handler's store, once each."""

@@ -43,9 +43,9 @@ from services.followup.main import rules_from
 from services.followup.policies import UpstreamPolicy
 from shared.consumer import REDRIVE_INTERVAL, PartitionBatch, TopicConsumer, topic_partitions
 from shared.deadletters import DeadLetterTable
+from shared.deadletters.tracked import TrackedDeadLetters
 from shared.events import encode, kafka_headers
 from shared.eventstore import (
-    TrackedDeadLetters,
     ensure_schema,
     eventsourcing_env,
     tracked_batch_handler,

@@ -23,8 +23,9 @@ from psycopg_pool import ConnectionPool
 from services.analytics.catalog import Instance
 from services.analytics.projections import Fact
 from services.analytics.projections.base import array_literal, in_schema
-from shared.consumer import Delivered, PartitionBatch, Refused
+from shared.consumer import Delivered, PartitionBatch
 from shared.deadletters import UNKNOWN_LEAD, DeadLetter, DeadLetterTable, Entry
+from shared.deadletters.guard import Refused
 
 log = logging.getLogger(__name__)
 

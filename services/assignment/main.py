@@ -21,8 +21,8 @@ from services.assignment.recycling import Recycler
 from services.assignment.turns import LeadTurns
 from shared.clock import Clock, system_clock
 from shared.consumer import PartitionBatch, TopicConsumer
+from shared.deadletters.tracked import TrackedDeadLetters
 from shared.eventstore import (
-    TrackedDeadLetters,
     ensure_schema,
     read_model_pool,
     tracked_batch_handler,

@@ -21,8 +21,8 @@ from services.followup.sop import load_sop
 from services.followup.task_board import TaskBoard, TaskBoardProjector
 from shared.clock import Clock, system_clock
 from shared.consumer import TopicConsumer
+from shared.deadletters.tracked import TrackedDeadLetters
 from shared.eventstore import (
-    TrackedDeadLetters,
     ensure_schema,
     eventsourcing_env,
     tracked_batch_handler,

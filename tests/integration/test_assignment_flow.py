@@ -22,8 +22,9 @@ from services.assignment.recycling import Recycler
 from shared.clock import FakeClock
 from shared.config import ServiceSettings
 from shared.consumer import TopicConsumer
+from shared.deadletters.tracked import TrackedDeadLetters
 from shared.events import FollowUpLogged, LeadCaptured, encode, kafka_headers, make_envelope
-from shared.eventstore import TrackedDeadLetters, tracked_batch_handler, tracked_partition_positions
+from shared.eventstore import tracked_batch_handler, tracked_partition_positions
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -14,11 +14,11 @@ from eventsourcing.persistence import Tracking
 
 from shared.config import ServiceSettings
 from shared.consumer import Delivered, PartitionBatch, TopicConsumer, tracking_name
+from shared.deadletters.tracked import TrackedDeadLetters
 from shared.events import LeadClaimed, encode, kafka_headers, make_envelope
 from shared.eventstore import (
     EventSourcedApplication,
     PartlyApplied,
-    TrackedDeadLetters,
     UnitOfWork,
     apply_tracked_batch,
     eventsourcing_env,

@@ -19,9 +19,9 @@ from prometheus_client import REGISTRY
 from shared.config import ServiceSettings
 from shared.consumer import Delivered, TopicConsumer
 from shared.deadletters import dlq_topic
+from shared.deadletters.tracked import TrackedDeadLetters
 from shared.events import LeadClaimed, encode, kafka_headers, make_envelope
 from shared.eventstore import (
-    TrackedDeadLetters,
     UnitOfWork,
     eventsourcing_env,
     tracked_batch_handler,

@@ -25,9 +25,9 @@ from services.followup.publishers import to_integration_events
 from services.followup.task_board import TaskBoard, TaskBoardProjector, TaskQuery
 from shared.clock import LATEST, FakeClock
 from shared.consumer import TopicConsumer
+from shared.deadletters.tracked import TrackedDeadLetters
 from shared.events import LeadCaptured, LeadClaimed, LeadReleased, encode, kafka_headers, make_envelope
 from shared.eventstore import (
-    TrackedDeadLetters,
     ensure_schema,
     eventsourcing_env,
     tracked_batch_handler,
