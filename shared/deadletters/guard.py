@@ -56,6 +56,15 @@ class DeadLetterStore(Protocol):
         ...
 
 
+class _RefusedInPart(BaseException):
+    """A part of a batch, applied alone during bisection, was refused: out of the bisection at once (not an
+    ``Exception``, so that neither a retry policy nor a bisection step takes it for a record's failure)."""
+
+    def __init__(self, refused: Refused) -> None:
+        super().__init__(str(refused))
+        self.refused = refused
+
+
 class Reject(NamedTuple):
     """A record of a poll to park rather than apply."""
 
@@ -129,15 +138,22 @@ class PollGuard:
 
         def apply(lo: int, hi: int) -> int:
             next_offset = items[hi].offset if hi < len(items) else batch.next_offset
-            return self.handle_batch([batch._replace(delivered=items[lo:hi], next_offset=next_offset)])
+            try:
+                return self.handle_batch([batch._replace(delivered=items[lo:hi], next_offset=next_offset)])
+            except Refused as refused:
+                raise _RefusedInPart(refused) from None
 
         def park(i: int, error: BaseException, attempts: int) -> None:
             self._park(self._record(batch.partition, items[i].offset), HANDLER_ERROR, error_text(error), attempts)
 
         try:
             return isolate(len(items), apply, park, failed)
-        except Refused as refused:  # a part of the batch, alone: park what it names, go on with the rest
-            return self._apply_around([batch], self._rejects(refused))
+        except _RefusedInPart as signal:
+            # What was applied or parked on the way stays so; the rest goes on around what the part refused.
+            done = self._stored_position(batch.partition)
+            rest = batch._replace(delivered=[item for item in batch.delivered if item.offset >= done])
+            rejects = [r for r in self._rejects(signal.refused) if r.record.offset >= done]
+            return self._apply_around([rest], rejects)
 
     def _apply_around(self, batches: list[PartitionBatch], rejected: list[Reject]) -> int:
         """Each partition's batch in order, its rejected records parked in their places."""

@@ -57,6 +57,7 @@ async def test_duplicate_captures_strays_and_nul_fields_neither_rewrite_nor_inve
     # Valid, but its region is too large for an index row (PostgreSQL's "program limit exceeded", which
     # psycopg reports as an OperationalError, like an outage): parked, not retried forever.
     huge = History().capture(at(7), region="".join(random.Random(5).choices(string.ascii_letters, k=6000)))
+    huge.claim(at(8), "rep-3")  # then, its capture parked, the lead is unknown: parked as such, not as a failure
     events = [*known.events, *again.events, *stray.events, nul, *later.events, *huge.events]
     await publish(settings.kafka_bootstrap, settings.topic, iter(events))
 
@@ -93,11 +94,14 @@ async def test_duplicate_captures_strays_and_nul_fields_neither_rewrite_nor_inve
     assert [change.stage for change in view.stage_history] == ["new", "assigned", "contacted", "qualified"]
     assert all(count == 0 for count in rows_of(settings.database_url, instance.name, stray.lead_id).values()), "no row invented"
     worker = f"instance-{instance.name}"
-    assert [(r[0], r[1], r[3]) for r in parked if r[0] == "unknown-lead"] == [("unknown-lead", stray.lead_id, worker)]
+    assert {(r[0], r[1], r[2], r[3]) for r in parked if r[0] == "unknown-lead"} == {
+        ("unknown-lead", stray.lead_id, "LeadClaimed", worker),
+        ("unknown-lead", huge.lead_id, "LeadClaimed", worker),
+    }
     # A NUL is refused when the event is read (the contract's text rule) or, failing that, parked by the
     # handler that cannot write it: either way parked, never applied, and the events after it are.
     assert {(r[0] in ("invalid-record", "handler-error"), r[1]) for r in parked if r[0] != "unknown-lead"} == {
         (True, known.lead_id),
         (True, huge.lead_id),
     }
-    assert consumer.parked == 3
+    assert consumer.parked == 4
