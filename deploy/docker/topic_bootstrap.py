@@ -63,6 +63,21 @@ async def connect(settings: BootstrapSettings) -> AIOKafkaAdminClient:
             await asyncio.sleep(2)
 
 
+async def described_once_created(admin: AIOKafkaAdminClient, topic: str, timeout: float = 10.0) -> tuple[int, str | None] | None:
+    """:func:`describe` of a topic just created: the broker's metadata shows it (and its leaders) a moment later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = await describe(admin, topic)
+        except KafkaError:
+            if time.monotonic() >= deadline:
+                raise
+            found = None
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(0.2)
+
+
 async def describe(admin: AIOKafkaAdminClient, topic: str) -> tuple[int, str | None] | None:
     """(partition count, retention.ms) of the topic, or None if it does not exist."""
     (metadata,) = await admin.describe_topics([topic])
@@ -100,7 +115,7 @@ async def bootstrap(settings: BootstrapSettings) -> int:
         if found is None:
             await create(admin, settings)
             log.info("topic created", extra={"topic": settings.topic, "partitions": settings.topic_partitions})
-            found = await describe(admin, settings.topic)
+            found = await described_once_created(admin, settings.topic)
         if found is None:
             log.error("topic missing right after it was created", extra={"topic": settings.topic})
             return 1
@@ -128,7 +143,7 @@ async def bootstrap_dead_letters(admin: AIOKafkaAdminClient, settings: Bootstrap
     if found is None:
         await create(admin, settings, dlq, partitions=1)
         log.info("dead-letter topic created", extra={"topic": dlq})
-        found = await describe(admin, dlq)
+        found = await described_once_created(admin, dlq)
     if found is None:
         log.error("dead-letter topic missing right after it was created", extra={"topic": dlq})
         return 1
