@@ -35,7 +35,8 @@ MARK_PROCESSED = """INSERT INTO {schema}.processed_events (event_id) SELECT unne
     ON CONFLICT DO NOTHING RETURNING event_id"""
 STORE_POSITION = "UPDATE {schema}.positions SET next_offset = %s WHERE topic = %s AND partition = %s"
 KNOWN_LEADS = "SELECT lead_id FROM {schema}.captured_leads WHERE lead_id = ANY(%s::text[])"
-CAPTURED = "INSERT INTO {schema}.captured_leads (lead_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING"
+CAPTURED = """INSERT INTO {schema}.captured_leads (lead_id) SELECT unnest(%s::text[])
+    ON CONFLICT DO NOTHING RETURNING lead_id"""
 
 
 class InstanceWriter:
@@ -106,29 +107,36 @@ class InstanceWriter:
         """Facts of captured leads to every projection; a lead's first capture makes it known. Raises
         :class:`Refused` (the caller's transaction then writes nothing) naming the events of leads never captured."""
         schema = self.instance.name
-        cur.execute(in_schema(KNOWN_LEADS, schema), (array_literal({f.lead_id for f in facts}),))
-        known = {row[0] for row in cur.fetchall()}
+        # The batch's captures first: the insert says which are first captures, so only the leads of the
+        # other events that were not captured in this batch are looked up (in a replay, few: a batch mostly
+        # holds whole lead histories).
+        captures = {f.lead_id for f in facts if f.type == "LeadCaptured"}
+        first: set[str] = set()
+        if captures:
+            cur.execute(in_schema(CAPTURED, schema), (array_literal(captures),))
+            first = {row[0] for row in cur.fetchall()}
+        others = {f.lead_id for f in facts if f.type != "LeadCaptured"} - first
+        known: set[str] = set()
+        if others:
+            cur.execute(in_schema(KNOWN_LEADS, schema), (array_literal(others),))
+            known = {row[0] for row in cur.fetchall()}
         kept: list[Fact] = []
-        captured: list[str] = []
         refused: dict[tuple[int, int], tuple[str, str]] = {}
         for fact in facts:  # in topic order per lead (a lead lives in one partition)
             if fact.type == "LeadCaptured":
-                if fact.lead_id in known:
+                if fact.lead_id not in first or fact.lead_id in known:
                     log.warning(
                         "ignored a second LeadCaptured of a known lead",
                         extra={"lead_id": fact.lead_id, "event_id": fact.event_id, "instance": schema},
                     )
                     continue
                 known.add(fact.lead_id)
-                captured.append(fact.lead_id)
             elif fact.lead_id not in known:
                 refused[(fact.partition, fact.offset)] = (UNKNOWN_LEAD, f"{fact.type} of lead {fact.lead_id}, never captured")
                 continue
             kept.append(fact)
         if refused:
             raise Refused(refused)
-        if captured:
-            cur.execute(in_schema(CAPTURED, schema), (array_literal(captured),))
         if kept:
             for projection in self.instance.projections:
                 projection.apply(cur, schema, kept)
