@@ -182,7 +182,9 @@ class PollGuard:
         """The record at ``offset`` in the poll being applied (a valid event's key and headers are not kept)."""
         for tp, polled in self._polled.items():
             if tp.partition == partition:
-                return next(record for record in polled if record.offset == offset)
+                for record in polled:
+                    if record.offset == offset:
+                        return record
         raise LookupError(f"no record at {partition}:{offset} in this poll")
 
     def _stored_position(self, partition: int) -> int:
