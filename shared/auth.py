@@ -11,6 +11,7 @@ import jwt
 from fastapi import Depends, Request
 
 from shared.problems import Problem
+from shared.text import text_error
 
 Role = Literal["rep", "manager", "admin", "integration"]
 ROLES: tuple[Role, ...] = ("rep", "manager", "admin", "integration")
@@ -71,6 +72,9 @@ def _decode(secret: str, token: str) -> tuple[Principal, float]:
     sub = claims["sub"]
     if not isinstance(sub, str) or not sub:
         raise _unauthorized("The token's subject is empty.")
+    # The subject is recorded as the actor (rep_id, captured_by, …) in events that are kept forever.
+    if (error := text_error(sub)) is not None:
+        raise _unauthorized(f"The token's subject {error}.")
     return Principal(sub=sub, role=role), float(claims["exp"])
 
 

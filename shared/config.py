@@ -84,6 +84,12 @@ class ServiceSettings(BaseSettings):
     # This many restarts within the window: crash-looping (unready).
     worker_crash_loop_restarts: int = 3
     worker_crash_loop_window: Duration = timedelta(seconds=60)
+    # A request that depends on what the service has not consumed (or projected) yet waits at most this long
+    # (the contract: at most 2 s) before it decides, or answers ``not-yet-seen``.
+    catch_up_timeout: Duration = timedelta(seconds=2)
+    # How long after a request an event recorded upstream before it is still waited for: it may be in its
+    # producer's outbox, not on the topic yet (relays publish within tens of milliseconds).
+    catch_up_grace: Duration = timedelta(milliseconds=500)
 
     def worker_health_rules(self) -> HealthRules:
         return HealthRules(
@@ -94,6 +100,14 @@ class ServiceSettings(BaseSettings):
 
     def consumer_group(self, service: str) -> str:
         return f"{self.consumer_group_prefix}-{service}"
+
+    @model_validator(mode="after")
+    def _bounded_catch_up(self) -> ServiceSettings:
+        if not timedelta(0) < self.catch_up_timeout <= timedelta(seconds=2):
+            raise ValueError("LEADFLOW_CATCH_UP_TIMEOUT must be more than 0 and at most 2s")
+        if not timedelta(0) <= self.catch_up_grace <= self.catch_up_timeout:
+            raise ValueError("LEADFLOW_CATCH_UP_GRACE must be between 0 and LEADFLOW_CATCH_UP_TIMEOUT")
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_secret_outside_development(self) -> ServiceSettings:

@@ -20,10 +20,10 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -31,11 +31,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared.deadletters import CONSUMER_REASONS, INVALID_RECORD, error_text
 from shared.deadletters.guard import DeadLetterStore, PollGuard, Refused, Reject
 from shared.deadletters.parking import Parking, transient
-from shared.events import Envelope, InvalidEvent, Payload, decode
+from shared.events import LEAD_EVENT_TYPES, PAYLOADS, AnyPayload, Envelope, InvalidEvent, decode
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_REJECTED, PROJECTION_FRESHNESS
 from shared.retry import HANDLER
 
 if TYPE_CHECKING:
+    from shared.positions import TopicPositions
     from shared.supervisor import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,16 @@ class Delivered:
     partition: int
     offset: int
     envelope: Envelope
-    payload: Payload
+    payload: AnyPayload
     raw: bytes | None = None
     """The record value as read from the topic (None for an event built in memory)."""
+
+
+def _type_header(record: Any) -> bytes | None:
+    for name, value in record.headers or ():
+        if name == "ce_type":
+            return value
+    return None
 
 
 def tracking_name(topic: str, partition: int) -> str:
@@ -114,6 +122,8 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):
         for tp in revoked:
             with contextlib.suppress(KeyError):
                 CONSUMER_LAG.remove(self.owner.service, str(tp.partition))
+        if self.owner.positions is not None:
+            self.owner.positions.forget(tp.partition for tp in revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self.owner.seek_to_stored(assigned)
@@ -131,21 +141,29 @@ class TopicConsumer:
         group_id: str,
         load_positions: PositionLoader,
         handle_batch: BatchHandler,
-        worker: str,
-        dead_letters: DeadLetterStore,
+        worker: str = "consumer",
+        dead_letters: DeadLetterStore | None = None,
         reasons: tuple[str, ...] = CONSUMER_REASONS,
         batch_size: int = 1000,
         poll_timeout_ms: int = 200,
         partitions: list[int] | None = None,
         health: WorkerHealth | None = None,
+        types: Collection[str] = LEAD_EVENT_TYPES,
+        positions: TopicPositions | None = None,
     ) -> None:
         """``partitions``: read exactly these, without taking part in the group's partition
         assignment (a replay's workers split the topic among themselves up front, so nobody
         waits for a rebalance); None: share the topic with the group's other members.
         ``worker``: the consumer's name in its service (``consumer``, ``instance-<name>``), in its dead
-        letters and their counter; ``dead_letters``: where it parks and what it re-drives; ``reasons``:
-        those it may park for (counted from 0 from the start).
-        ``health``: where the consumer reports progress and lag to its supervisor."""
+        letters and their counter; ``dead_letters``: where it parks and what it re-drives (every service
+        gives one; None, for in-process tools and tests: a record that is not an event is skipped and a
+        handler's failure raises); ``reasons``: those it may park for (counted from 0 from the start).
+        ``health``: where the consumer reports progress and lag to its supervisor.
+        ``types``: the event types this consumer is for (default: every lead event); records of other
+        types (the directory's events) are passed over by their ``ce_type`` header, undecoded.
+        ``positions``: where it reports how far it applied each partition (for requests that wait on it)."""
+        self.types = frozenset(types)
+        self._ignored = {name.encode() for name in PAYLOADS if name not in self.types}
         self.service = service
         self.worker = worker
         self.dead_letters = dead_letters
@@ -161,6 +179,7 @@ class TopicConsumer:
             health=health,
         )
         self.health = health
+        self.positions = positions
         self.partitions = partitions
         self.topic = topic
         self.load_positions = load_positions
@@ -197,6 +216,8 @@ class TopicConsumer:
                 await self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset)
+            if self.positions is not None:
+                self.positions.reached(tp.partition, offset or 0)
         log.info("partitions assigned", extra={"positions": {str(k): v for k, v in positions.items()}})
 
     async def start(self) -> None:
@@ -205,6 +226,8 @@ class TopicConsumer:
             return
         self._started = True
         await self.consumer.start()
+        if self.positions is not None:
+            self.positions.attach(self)
         if self.partitions is None:
             self.consumer.subscribe([self.topic], listener=_SeekToStoredPositions(self))
         else:
@@ -247,6 +270,8 @@ class TopicConsumer:
                 self._pending.cancel()
                 with contextlib.suppress(BaseException):
                     await self._pending
+            if self.positions is not None:
+                self.positions.detach(self)
             await self.consumer.stop()
             await self.parking.close()
 
@@ -259,6 +284,8 @@ class TopicConsumer:
     def _decode(self, tp: TopicPartition, records: list, rejected: list[Reject]) -> list[Delivered]:
         delivered: list[Delivered] = []
         for record in records:
+            if self._ignored and _type_header(record) in self._ignored:
+                continue
             try:
                 envelope, payload = decode(record.value)
             except InvalidEvent as exc:
@@ -266,12 +293,17 @@ class TopicConsumer:
                 EVENTS_REJECTED.labels(self.service).inc()
                 rejected.append(Reject(record, INVALID_RECORD, error_text(exc)))
                 continue
+            if envelope.type not in self.types:  # a producer that sent no ce_type header
+                continue
             delivered.append(Delivered(tp.partition, record.offset, envelope, payload, record.value))
         return delivered
 
     async def _apply_all(self, decoded: list[PartitionBatch], rejected: list[Reject], records: dict) -> None:
         self.applied += await asyncio.to_thread(self._apply_poll, decoded, rejected, records)
         offsets = {TopicPartition(self.topic, batch.partition): batch.next_offset for batch in decoded}
+        if self.positions is not None:
+            for batch in decoded:
+                self.positions.reached(batch.partition, batch.next_offset)
         delivered = [item for batch in decoded for item in batch.delivered]
         for event_type, count in Counter(item.envelope.type for item in delivered).items():
             EVENTS_CONSUMED.labels(self.service, event_type).inc(count)
@@ -301,6 +333,8 @@ class TopicConsumer:
 
     def _redrive_requested(self) -> None:
         """Apply the parked records someone asked to re-drive, through the same handler's store, once each."""
+        if self.dead_letters is None:
+            return
         for entry in self.dead_letters.requested(self.worker):
             try:
                 envelope, payload = decode(entry.value)
@@ -335,6 +369,20 @@ class TopicConsumer:
         if self.health is not None:
             self.health.report_lag(total)
             self.health.progressed()
+
+    # -- what a request waiting on this consumer asks (shared.catchup.PartitionSource) ------------------
+
+    def partition_count(self) -> int | None:
+        partitions = self.consumer.partitions_for_topic(self.topic)
+        return len(partitions) if partitions else None
+
+    async def end_offset(self, partition: int) -> int:
+        """The offset after the partition's last record, asked of the broker (the partition need not be ours)."""
+        tp = TopicPartition(self.topic, partition)
+        return (await self.consumer.end_offsets([tp]))[tp]
+
+    def stored_positions(self, partitions: list[int]) -> dict[int, int | None]:
+        return self.load_positions(partitions)
 
     async def wait_until_caught_up(self, timeout: float = 30.0) -> None:
         """Wait until every assigned partition has been read to its end (used by tests and replay)."""

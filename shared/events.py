@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Self, Union
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_serializer, model_validator
+
+from shared.text import CleanJson, FreeText, OptionalFreeText, OptionalSingleLine, SingleLine, text_error
 
 SPECVERSION = "1.0"
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c1a9e-7b3e-4b8f-9a57-5c2a1e0f4d21")
@@ -36,56 +38,92 @@ def utc_rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class Payload(BaseModel):
-    """Base of every event payload. Unknown fields are kept: the contract lets producers add fields."""
+class _Open(BaseModel):
+    """A model that keeps the fields it does not know (the contract lets producers add them).
+
+    Its text is checked like text at the HTTP edge (:mod:`shared.text`), added fields included, so a
+    record a foreign producer wrote with e.g. a NUL anywhere in it fails the contract instead of a
+    consumer. Ignoring unknown fields would not do: analytics stores each record as it was published."""
 
     model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, CleanJson] = Field(init=False)
 
-    lead_id: str
+    @model_validator(mode="after")
+    def _added_names_are_text(self) -> Self:
+        # pydantic validates the values of added fields with the annotation above, not their names.
+        for name in self.__pydantic_extra__ or ():
+            if (error := text_error(name)) is not None:
+                raise ValueError(f"the name of the added field {name!r} {error}")
+        return self
 
+
+class _Times(_Open):
     @field_serializer("*", when_used="json", check_fields=False)
     def _times_as_rfc3339(self, value: Any) -> Any:
         return utc_rfc3339(value) if isinstance(value, datetime) else value
 
 
-class Contact(BaseModel):
+class Payload(_Times):
+    """Base of every lead event's payload, keyed (and its envelope's ``subject``) by ``lead_id``.
+    Unknown fields are kept: the contract lets producers add fields."""
+
+    lead_id: SingleLine
+
+    @property
+    def key(self) -> str:
+        return self.lead_id
+
+
+class DirectoryPayload(_Times):
+    """Base of the people directory's events, keyed (and ``subject``) by the person's ``rep_id`` (their username)."""
+
+    rep_id: SingleLine
+
+    @property
+    def key(self) -> str:
+        return self.rep_id
+
+
+class Contact(_Open):
     """One person in the customer's decision chain."""
 
-    name: str
+    name: SingleLine
     role: Literal["decision_maker", "user", "influencer", "purchaser"]
-    phone: str | None = None
-    email: str | None = None
+    phone: OptionalSingleLine = None
+    email: OptionalSingleLine = None
 
 
 class LeadCaptured(Payload):
     """A new lead entered LeadFlow (intake). ``phone`` is E.164 and identifies the lead."""
 
-    name: str
-    phone: str
-    source: str
-    email: str | None = None
-    wechat: str | None = None
-    company: str | None = None
-    title: str | None = None
-    industry: str | None = None
-    region: str | None = None
-    company_size: str | None = None
-    needs: str | None = None
+    name: SingleLine
+    phone: SingleLine
+    source: SingleLine
+    email: OptionalSingleLine = None
+    wechat: OptionalSingleLine = None
+    company: OptionalSingleLine = None
+    title: OptionalSingleLine = None
+    industry: OptionalSingleLine = None
+    region: OptionalSingleLine = None
+    company_size: OptionalSingleLine = None
+    needs: OptionalFreeText = None
     contacts: list[Contact] = Field(default_factory=list)
     score: int = Field(ge=0, le=100)
     grade: Grade
-    tags: list[str] = Field(default_factory=list)
-    captured_by: str
-    reported_by: str | None = None
-    score_reasons: list[dict[str, Any]] = Field(default_factory=list)
-    possible_duplicates: list[str] = Field(default_factory=list, description="ids of leads that look like the same customer")
+    tags: list[SingleLine] = Field(default_factory=list)
+    captured_by: SingleLine
+    reported_by: OptionalSingleLine = None
+    score_reasons: list[dict[SingleLine, CleanJson]] = Field(default_factory=list)
+    possible_duplicates: list[SingleLine] = Field(
+        default_factory=list, description="ids of leads that look like the same customer"
+    )
 
 
 class LeadRecaptured(Payload):
     """A capture attempt for a phone that already is a lead; kept for channel attribution."""
 
-    source: str
-    captured_by: str
+    source: SingleLine
+    captured_by: SingleLine
 
 
 class LeadScored(Payload):
@@ -95,41 +133,41 @@ class LeadScored(Payload):
     grade: Grade
     previous_score: int | None = None
     previous_grade: Grade | None = None
-    reasons: list[dict[str, Any]] = Field(default_factory=list)
-    signal: str | None = None
+    reasons: list[dict[SingleLine, CleanJson]] = Field(default_factory=list)
+    signal: OptionalSingleLine = None
 
 
 class LeadClaimed(Payload):
     """A rep now owns the lead (assignment)."""
 
-    rep_id: str
+    rep_id: SingleLine
     how: ClaimHow
     protected_until: datetime
-    assigned_by: str | None = None
+    assigned_by: OptionalSingleLine = None
 
 
 class LeadReleased(Payload):
     """The lead left ``rep_id`` and is back in the public pool (unless a claim follows at once)."""
 
-    rep_id: str
+    rep_id: SingleLine
     reason: ReleaseReason
     cooldown_until: datetime
-    released_by: str | None = None
+    released_by: OptionalSingleLine = None
 
 
 class FollowUpLogged(Payload):
     """A rep contacted the customer (followup). ``stage`` is the lead's stage after it."""
 
-    follow_up_id: str
-    rep_id: str
+    follow_up_id: SingleLine
+    rep_id: SingleLine
     channel: Channel
-    summary: str
-    pain_points: str | None = None
-    objections: str | None = None
-    next_step: str | None = None
+    summary: FreeText
+    pain_points: OptionalFreeText = None
+    objections: OptionalFreeText = None
+    next_step: OptionalFreeText = None
     next_follow_up_at: datetime | None = None
     stage: Stage
-    tags: list[str] = Field(default_factory=list)
+    tags: list[SingleLine] = Field(default_factory=list)
     logged_at: datetime | None = None
 
 
@@ -138,69 +176,108 @@ class LeadStageChanged(Payload):
 
     from_stage: Stage
     to_stage: Stage
-    rep_id: str | None = None
-    changed_by: str | None = None
+    rep_id: OptionalSingleLine = None
+    changed_by: OptionalSingleLine = None
 
 
 class LeadWon(Payload):
     """The deal was won (final)."""
 
-    rep_id: str | None = None
+    rep_id: OptionalSingleLine = None
     amount: float | None = None
-    currency: str | None = None
+    currency: OptionalSingleLine = None
 
 
 class LeadLost(Payload):
     """The deal was lost (final)."""
 
-    rep_id: str | None = None
-    reason: str
+    rep_id: OptionalSingleLine = None
+    reason: FreeText
 
 
 class FollowUpTaskScheduled(Payload):
     """A reminder or SOP task is due for the lead's owner."""
 
-    task_id: str
-    rep_id: str
-    kind: str
-    title: str
+    task_id: SingleLine
+    rep_id: SingleLine
+    kind: SingleLine
+    title: SingleLine
     due_at: datetime
 
 
 class FollowUpTaskCompleted(Payload):
     """A task was done, by a follow-up or by hand."""
 
-    task_id: str
-    rep_id: str
+    task_id: SingleLine
+    rep_id: SingleLine
     completed_at: datetime
     on_time: bool
-    follow_up_id: str | None = None
+    follow_up_id: OptionalSingleLine = None
 
 
 class FollowUpTaskOverdue(Payload):
     """A task passed its due time without being done; ``escalated_to`` is the manager told."""
 
-    task_id: str
-    rep_id: str
+    task_id: SingleLine
+    rep_id: SingleLine
     due_at: datetime
-    escalated_to: str | None = None
+    escalated_to: OptionalSingleLine = None
 
 
 class FollowUpTaskCancelled(Payload):
     """A task no longer applies (the lead was released, won or lost)."""
 
-    task_id: str
-    rep_id: str
-    reason: str
+    task_id: SingleLine
+    rep_id: SingleLine
+    reason: SingleLine
 
 
 class PersonalDataErased(Payload):
     """The customer's personal data was erased; consumers drop what they hold of it."""
 
-    erased_by: str
+    erased_by: SingleLine
 
 
-PAYLOADS: dict[str, type[Payload]] = {
+Role = Literal["rep", "manager", "admin"]
+
+
+class RepJoined(DirectoryPayload):
+    """A person joined the directory (console): who they are, their role, team and manager, how to reach them."""
+
+    display_name: SingleLine
+    role: Role
+    team: OptionalSingleLine = None
+    manager: OptionalSingleLine = None
+    email: OptionalSingleLine = None
+    phone: OptionalSingleLine = None
+    joined_by: OptionalSingleLine = None
+
+
+class RepDeactivated(DirectoryPayload):
+    """The person may no longer sign in, own or be assigned leads (their leads are moved by offboarding)."""
+
+    deactivated_by: OptionalSingleLine = None
+
+
+class RepReactivated(DirectoryPayload):
+    """A deactivated person is active again."""
+
+    reactivated_by: OptionalSingleLine = None
+
+
+class TeamChanged(DirectoryPayload):
+    """The person moved to another team, or has another manager (``None``: none)."""
+
+    team: OptionalSingleLine = None
+    manager: OptionalSingleLine = None
+    changed_by: OptionalSingleLine = None
+
+
+DIRECTORY_PAYLOADS: dict[str, type[DirectoryPayload]] = {
+    cls.__name__: cls for cls in (RepJoined, RepDeactivated, RepReactivated, TeamChanged)
+}
+
+PAYLOADS: dict[str, type[Payload] | type[DirectoryPayload]] = {
     cls.__name__: cls
     for cls in (
         LeadCaptured,
@@ -218,7 +295,8 @@ PAYLOADS: dict[str, type[Payload]] = {
         FollowUpTaskCancelled,
         PersonalDataErased,
     )
-}
+} | DIRECTORY_PAYLOADS
+LEAD_EVENT_TYPES: frozenset[str] = frozenset(name for name in PAYLOADS if name not in DIRECTORY_PAYLOADS)
 CURRENT_VERSION: dict[str, int] = dict.fromkeys(PAYLOADS, 1)
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -241,38 +319,40 @@ def upcast(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any
     return data
 
 
-class Envelope(BaseModel):
+AnyPayload = Payload | DirectoryPayload
+_SUBJECT_MISMATCH = "subject must equal data.lead_id (data.rep_id for a directory event)"
+
+
+class Envelope(_Open):
     """A CloudEvents 1.0 structured-mode event as it travels on the topic.
 
     ``data`` is the payload as a dict when built for publishing; on a decoded event it may be the
     payload model already (see :func:`decode`): read it through :meth:`payload`."""
 
-    model_config = ConfigDict(extra="allow")
-
     specversion: Literal["1.0"] = SPECVERSION
-    id: str
-    source: str
-    type: str
-    subject: str
+    id: SingleLine
+    source: SingleLine
+    type: SingleLine
+    subject: SingleLine
     time: datetime
     datacontenttype: Literal["application/json"] = "application/json"
     schemaversion: int = Field(default=1, ge=1)
-    correlationid: str | None = None
-    causationid: str | None = None
+    correlationid: OptionalSingleLine = None
+    causationid: OptionalSingleLine = None
     data: dict[str, Any]
 
     @field_serializer("time")
     def _time_rfc3339(self, value: datetime) -> str:
         return utc_rfc3339(value)
 
-    def payload(self) -> Payload:
+    def payload(self) -> AnyPayload:
         """The validated payload model (upcast to the current version if needed)."""
         if isinstance(self.data, Payload):  # decoded in one pass (see :func:`decode`)
             return self.data
         return validate_payload(self.type, self.schemaversion, self.data)
 
 
-def validate_payload(event_type: str, version: int, data: dict[str, Any]) -> Payload:
+def validate_payload(event_type: str, version: int, data: dict[str, Any]) -> AnyPayload:
     model = PAYLOADS.get(event_type)
     if model is None:
         raise InvalidEvent(f"unknown event type {event_type!r}")
@@ -289,7 +369,7 @@ def deterministic_event_id(*parts: object) -> str:
 
 
 def make_envelope(
-    payload: Payload,
+    payload: AnyPayload,
     *,
     service: str,
     time: datetime,
@@ -313,7 +393,7 @@ def make_envelope(
         id=event_id or str(uuid.uuid4()),
         source=f"/leadflow/{service}",
         type=event_type,
-        subject=payload.lead_id,
+        subject=payload.key,
         time=time,
         schemaversion=CURRENT_VERSION[event_type],
         correlationid=correlation_id,
@@ -336,7 +416,7 @@ def _current_envelopes() -> TypeAdapter[Envelope]:
     return TypeAdapter(Annotated[Union[models], Field(discriminator="type")])  # noqa: UP007 (a runtime tuple)
 
 
-def decode(raw: bytes) -> tuple[Envelope, Payload]:
+def decode(raw: bytes) -> tuple[Envelope, AnyPayload]:
     """Parse and validate a record value; raises :class:`InvalidEvent` on anything malformed.
 
     A record of a known type in its current schema version is parsed and validated in one pass, and
@@ -349,12 +429,12 @@ def decode(raw: bytes) -> tuple[Envelope, Payload]:
     payload = envelope.data
     if envelope.schemaversion != CURRENT_VERSION[envelope.type]:
         return _decode_any_version(raw)
-    if payload.lead_id != envelope.subject:
-        raise InvalidEvent("subject must equal data.lead_id")
+    if payload.key != envelope.subject:
+        raise InvalidEvent(_SUBJECT_MISMATCH)
     return envelope, payload
 
 
-def _decode_any_version(raw: bytes) -> tuple[Envelope, Payload]:
+def _decode_any_version(raw: bytes) -> tuple[Envelope, AnyPayload]:
     try:
         envelope = Envelope.model_validate_json(raw)
     except ValidationError as exc:
@@ -362,8 +442,8 @@ def _decode_any_version(raw: bytes) -> tuple[Envelope, Payload]:
             raise InvalidEvent(f"not a JSON object: {exc.errors()[0]['msg']}") from exc
         raise InvalidEvent(f"invalid CloudEvents envelope: {exc}") from exc
     payload = envelope.payload()
-    if payload.lead_id != envelope.subject:
-        raise InvalidEvent("subject must equal data.lead_id")
+    if payload.key != envelope.subject:
+        raise InvalidEvent(_SUBJECT_MISMATCH)
     return envelope, payload
 
 

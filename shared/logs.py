@@ -66,9 +66,31 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+class RepeatFilter(logging.Filter):
+    """Lets the same warning or error (logger and message template) through once per ``interval``; the
+    next one let through says how many were held back. While Kafka or PostgreSQL is down, client
+    libraries and workers would otherwise log the same failure many times a second."""
+
+    def __init__(self, interval: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.throttle = Throttle(interval, clock)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = f"{record.name}:{record.msg}:{getattr(record, 'worker', '')}"
+        if not self.throttle.allow(key):
+            return False
+        held = self.throttle.suppressed(key)
+        if held:
+            record.suppressed = held
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -15,6 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.retry import GaveUp
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -144,6 +146,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(Problem(exc.status_code, kind, detail, headers=exc.headers), request)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, GaveUp):  # lost every race for the same aggregate: nothing recorded, try again
+            contended = Problem(
+                409, "contended", "Too many concurrent changes to this lead; try again.", headers={"Retry-After": "1"}
+            )
+            return problem_response(contended, request)
         if is_outage(exc):
             log.warning("dependency unavailable", extra={"error": repr(exc), "path": request.scope["path"]})
             return problem_response(unavailable(), request)

@@ -101,8 +101,9 @@ class RetryPolicy:
         raise AssertionError("unreachable")
 
 
-# A command racing concurrent writers of the same aggregate: short pauses, a few tries.
-COMMAND_RACES = RetryPolicy(attempts=6, base=0.002, cap=0.05)
+# A command racing concurrent writers of the same aggregate (a version conflict: fresh state may succeed).
+# Only the conflict: an I/O failure in a command is answered (503) at once rather than retried here.
+COMMAND_RACES = RetryPolicy(attempts=30, base=0.001, cap=0.05, retry_on=(IntegrityError,))
 # A consumer's handler before it parks the records it cannot apply: long enough to ride out a
 # brief database hiccup, short enough that a poison record does not hold its partition for long.
 HANDLER = RetryPolicy(attempts=4, base=0.1, cap=1.0)

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.events import CURRENT_VERSION, PAYLOADS, Envelope
+from shared.events import CURRENT_VERSION, DIRECTORY_PAYLOADS, PAYLOADS, Envelope
+from shared.text import FREE_TEXT
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -61,6 +62,58 @@ def _type_of(prop: dict[str, Any]) -> str:
     return str(kind)
 
 
+def _free_text_fields() -> list[str]:
+    """``LeadCaptured.needs``, …: the payload fields typed :data:`shared.text.FreeText`."""
+    return [
+        f"`{name}.{field}`"
+        for name, model in PAYLOADS.items()
+        for field, info in model.model_fields.items()
+        if FREE_TEXT in info.metadata
+    ]
+
+
+ORDER = """
+## What order you can rely on
+
+- **One partition per lead.** Records are keyed by `lead_id`, and the relays' producers use Kafka's default
+  partitioner: partition = murmur2(UTF-8 bytes of the `lead_id`), made positive, modulo the topic's partition
+  count. Every event of a lead is in that partition, read in the order it was appended.
+- **Per lead, per producing service (`source`), recording order.** A service's events of one lead appear in the
+  order that service recorded them: its event store commits in notification order, one relay publishes at a
+  time (a PostgreSQL lock elects it), in that order, with an idempotent producer (retries do not reorder).
+  So within one `source` the order is the service's order of decisions: assignment's `LeadReleased`
+  `reassigned` comes before the `LeadClaimed` it makes room for; followup's `FollowUpLogged` comes before the
+  `FollowUpTaskCompleted`, `LeadStageChanged` and `LeadWon`/`LeadLost` that contact caused.
+- **At least once.** After a relay crash, or when another replica takes over publishing, a run of events
+  already published may be published again, later in the partition, with the same `id`. Keep the first copy
+  of each `id`: what remains is in recording order (per lead, per source).
+- **`time` is when it happened**, by the producing service's clock: a command's time, or, for an event a
+  service records because it consumed another one, that event's time (followup's `new` → `assigned` carries
+  its `LeadClaimed`'s `time`).
+
+What you cannot rely on:
+
+- **Order across producing services.** A lead's events from different services interleave in the order their
+  relays happened to publish them, not in the order things happened: followup's `new` → `assigned`
+  (dated at the claim) may come after assignment's later `LeadReleased`; a `FollowUpLogged` that followup
+  accepted just before it consumed a release comes after that `LeadReleased`.
+- **`time` never going back in topic order**, even within one source: an event mirroring an upstream one
+  carries the upstream time, and two commands racing on one lead are recorded in the order they got the lead,
+  each with the time it was asked (milliseconds apart). Nor order across leads (other partitions).
+- **Seeing an event as soon as the command that recorded it answered.** Relays publish from the outbox
+  tens of milliseconds later (LeadFlow's own services wait for it, bounded, where it matters; a subscriber
+  that must not miss a lead's next event reads on).
+
+To rebuild a history, order a lead's events by `time`, and events of the same `time` in topic order (within one
+source, recording order). The stage of a lead, as assignment (which owns it) and analytics' 360 view keep it:
+`LeadCaptured` → `new`; `LeadClaimed` → `assigned` (from `new`); `LeadReleased` → `new`; followup's
+`LeadStageChanged` (and the stage of a `FollowUpLogged`) moves it forward only when it was made in the current
+ownership (`rep_id` is the current owner, `time` at or after the claim); a move by a former owner that crossed
+a release on its way counts for nothing, and followup returns to `new` itself when it consumes that release;
+`LeadWon` / `LeadLost` close it whoever recorded them (`won` and `lost` are final).
+"""
+
+
 def markdown(schema: dict[str, Any]) -> str:
     lines = [
         "# LeadFlow events",
@@ -72,6 +125,16 @@ def markdown(schema: dict[str, Any]) -> str:
         "event name (and `ce_id` its id). Consumers de-duplicate on `id`: a re-published event keeps its id.",
         "Payloads may gain optional fields at any time (ignore what you do not know); a breaking change bumps",
         "`schemaversion`. The machine-readable schema is `docs/events.schema.json`.",
+        *ORDER.splitlines(),
+        "",
+        "The people directory's events (" + ", ".join(f"`{name}`" for name in DIRECTORY_PAYLOADS) + ") travel on",
+        "the same topic keyed by the person's `rep_id` (their username): their `subject` and key are the `rep_id`,",
+        "and their `data` has no `lead_id`. A consumer of lead events filters them out by the `ce_type` header.",
+        "",
+        "No string of an event (added fields and their names included) carries NUL or another control character",
+        "(C0, DEL, C1), a lone surrogate, or a bidi embedding, override or isolate (U+202A–U+202E, U+2066–U+2069);",
+        f"tab, line feed and CR LF appear only in free text ({', '.join(_free_text_fields())}). LeadFlow never",
+        "publishes such a record, and its consumers refuse one as invalid (see `shared/text.py`).",
         "",
         "## Envelope",
         "",

@@ -11,26 +11,43 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 import psycopg
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import logs
+from shared.clock import Clock, system_clock
 from shared.config import ServiceSettings, refuse_foreign_settings
+from shared.idempotency import IdempotencyKeys
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.runtime import freeze_start_up
 from shared.supervisor import Supervisor
+from shared.text import text_error
 
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+def request_clock(request: Request) -> Clock:
+    return request.app.state.clock
+
+
+def request_now(request: Request) -> datetime:
+    return request.app.state.clock()
+
+
+# A route's "now", from the service's clock (tests pass a fake one to build_app).
+AppClock = Annotated[Clock, Depends(request_clock)]
+Now = Annotated[datetime, Depends(request_now)]
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:
@@ -129,7 +146,9 @@ class ObserveRequests:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cid = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-correlation-id"), None) or str(uuid.uuid4())
+        cid = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-correlation-id"), None)
+        if not cid or text_error(cid) is not None:  # recorded in every event the request causes: a new one instead
+            cid = str(uuid.uuid4())
         token = logs.correlation_id.set(cid)
         started = time.perf_counter()
         status = 500  # unless a response starts: an unhandled error is answered (500) further out
@@ -166,9 +185,13 @@ def create_service_app(
     lifespan: Callable[[FastAPI], Any],
     readiness: Callable[[FastAPI], list[ReadinessCheck]] | None = None,
     description: str = "",
+    schema: str | None = None,
+    clock: Clock = system_clock,
 ) -> FastAPI:
     """A FastAPI app with everything a LeadFlow service exposes besides its own routes.
 
+    ``clock``: where every request reads "now" (the one clock of the service, passed in from its edge).
+    ``schema``: the service's own database schema (default: its name), where idempotency keys are kept.
     Readiness is: the checks ``readiness`` names (default: PostgreSQL answers, and the broker has the
     topic), and always every worker on ``app.state.workers`` working.
     """
@@ -197,9 +220,15 @@ def create_service_app(
     no_telemetry = {"tracing": False, "metrics": False, "logs": False}
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=app_lifespan, telemetry=no_telemetry)
     app.state.settings = settings
+    app.state.clock = clock
     app.state.service = service
     install_problem_handlers(app)
 
+    # Inside request observation (its answers are counted and correlated like any other) and inside any
+    # body limits a service adds afterwards (a body is limited before it is buffered here).
+    app.add_middleware(
+        IdempotencyKeys, database_url=settings.database_url, schema=schema or service, jwt_secret=settings.jwt_secret
+    )
     app.add_middleware(ObserveRequests, service=service)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")

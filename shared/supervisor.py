@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from shared.logs import Throttle
 from shared.metrics import WORKER_LAST_PROGRESS, WORKER_RESTARTS
 from shared.retry import RESTART, RetryPolicy
 
@@ -104,7 +103,6 @@ class Supervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._current: dict[str, Worker] = {}
         self._stopping: set[str] = set()
-        self._log_throttle = Throttle(interval=30.0, clock=clock)
 
     def start(self, name: str, build: Build) -> WorkerHealth:
         """Run the worker ``build`` makes (again after each crash) until :meth:`halt` or :meth:`stop`."""
@@ -138,13 +136,8 @@ class Supervisor:
                     failures = 0  # it worked for a good while: this is a new trouble, start the back-off anew
                 failures += 1
                 pause = self.restart.delay(failures)
-                key = f"{name}:{type(exc).__name__}"
-                if self._log_throttle.allow(key):
-                    log.error(
-                        "worker crashed; restarting",
-                        exc_info=True,
-                        extra={"worker": name, "restart_in_s": round(pause, 2), "suppressed": self._log_throttle.suppressed(key)},
-                    )
+                # Once per worker per 30 s at most (the logging setup's RepeatFilter): an outage is not a flood.
+                log.error("worker crashed; restarting", exc_info=True, extra={"worker": name, "restart_in_s": round(pause, 2)})
                 await self.sleep(pause)
             finally:
                 health.running = False

@@ -157,6 +157,11 @@ class Catalog:
             ).fetchall()
         return [Instance(name, projections_named(names)) for name, names in rows]
 
+    def serving(self) -> dict[str, str]:
+        """Which instance serves each projection (projection name → instance name)."""
+        with self.pool.connection() as conn:
+            return dict(conn.execute(self._q("SELECT projection, instance FROM {schema}.serving")).fetchall())
+
     def describe(self) -> list[tuple]:
         """Every instance: name, state, projections, created, promoted."""
         with self.pool.connection() as conn:

@@ -15,6 +15,7 @@ from services.analytics.config import AnalyticsSettings
 from services.analytics.tracking import InstanceWriter
 from shared.consumer import TopicConsumer
 from shared.deadletters import CONSUMER_REASONS, UNKNOWN_LEAD
+from shared.positions import TopicPositions
 from shared.supervisor import Supervisor, WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ def instance_consumer(
     batch_size: int,
     partitions: list[int] | None = None,
     health: WorkerHealth | None = None,
+    positions: TopicPositions | None = None,
 ) -> TopicConsumer:
     """A consumer that applies the topic to the writer's instance; its group is the instance's, so the
     service and a replay CLI following the same instance share the partitions instead of doubling the work.
@@ -44,6 +46,7 @@ def instance_consumer(
         batch_size=batch_size,
         partitions=partitions,
         health=health,
+        positions=positions,
     )
 
 
@@ -58,6 +61,14 @@ class Followers:
         self.workers = workers
         self._stop = asyncio.Event()
         self._following: set[str] = set()
+        self._serves: dict[str, str] = {}  # projection → the instance serving it
+        # How far each instance's consumer got, kept across its restarts (requests wait on it).
+        self._positions: dict[str, TopicPositions] = {}
+
+    def positions_of(self, projection: str) -> TopicPositions | None:
+        """How far the instance serving ``projection`` has applied the topic (None: nothing serves it here yet)."""
+        instance = self._serves.get(projection)
+        return self._positions.get(instance) if instance is not None else None
 
     def stop(self) -> None:
         self._stop.set()
@@ -66,6 +77,7 @@ class Followers:
         try:
             while not self._stop.is_set():
                 serving = {instance.name: instance for instance in await asyncio.to_thread(self.catalog.serving_instances)}
+                self._serves = await asyncio.to_thread(self.catalog.serving)
                 for name, instance in serving.items():
                     if name not in self._following:
                         self._following.add(name)
@@ -80,13 +92,16 @@ class Followers:
                 await self._halt(name)
 
     def _consumer_of(self, instance: Instance) -> Callable[[WorkerHealth], TopicConsumer]:
+        positions = self._positions.setdefault(instance.name, TopicPositions())
+
         def build(health: WorkerHealth) -> TopicConsumer:
             writer = InstanceWriter(self.pool, instance, self.settings.topic, self.settings.analytics_schema)
-            return instance_consumer(self.settings, writer, self.settings.consumer_batch_size, health=health)
+            return instance_consumer(self.settings, writer, self.settings.consumer_batch_size, health=health, positions=positions)
 
         return build
 
     async def _halt(self, name: str) -> None:
         self._following.discard(name)
+        self._positions.pop(name, None)
         await self.workers.halt(f"instance-{name}")
         log.info("stopped following instance", extra={"instance": name})

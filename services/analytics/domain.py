@@ -169,7 +169,12 @@ PROFILE_FIELDS = ("name", "phone", "email", "wechat", "company", "title", "indus
 
 
 def fold_customer(events: Iterable[Event], lead_id: str, as_of: datetime | None = None) -> Customer360 | None:
-    """The 360 view from the lead's events in topic order; only events at or before ``as_of`` count.
+    """The 360 view from the lead's events (given in topic order), folded in the order they happened: by
+    ``time``, events of the same time in topic order. Only events at or before ``as_of`` count.
+
+    Services publish a lead's events in the order each recorded them, but not in time order across services
+    (followup's ``new → assigned``, dated at the claim, may land after assignment's later release), nor always
+    within one (an event mirroring an upstream one carries that event's time): the histories are in time order.
 
     None when the lead was not captured by then: a lead exists from its ``LeadCaptured`` on, and events of
     a lead never captured describe nothing anyone can look up. A second ``LeadCaptured`` (a new id for a
@@ -178,9 +183,9 @@ def fold_customer(events: Iterable[Event], lead_id: str, as_of: datetime | None 
     """
     view: Customer360 | None = None
     tasks: dict[str, Task] = {}
-    for event in events:
+    for event in sorted(events, key=_time):  # stable: ties keep topic order (one producer's recording order)
         if as_of is not None and event.time > as_of:
-            continue  # producers' clocks differ a little: later offsets may carry earlier times
+            continue
         if isinstance(event.payload, LeadCaptured) and view is not None and view.captured_at is not None:
             continue
         if view is None:
@@ -242,10 +247,38 @@ def _apply(view: Customer360, tasks: dict[str, Task], at: datetime, payload: Pay
             view.profile = {}
             for follow_up in view.follow_ups:
                 follow_up.summary, follow_up.pain_points, follow_up.objections, follow_up.next_step = ERASED, None, None, None
-    stage = stage_after(payload, view.stage)
+    stage = _stage_of(view, at, payload)
     if stage is not None and stage != view.stage:
         view.stage = stage
         view.stage_history.append(StageChange(stage=stage, at=at))
+
+
+def _time(event: Event) -> datetime:
+    return event.time
+
+
+def _stage_of(view: Customer360, at: datetime, payload: Payload) -> str | None:
+    """The stage after ``payload`` (applied to ``view`` already), or None when it does not change it; as
+    assignment, which owns the stage, keeps it (docs/events.md): claims and releases set it; followup's moves
+    count for the ownership they were made in (the owner's, at or after the claim); won and lost always do."""
+    match payload:
+        case FollowUpLogged():
+            moved_to, rep_id = payload.stage, payload.rep_id
+        case LeadStageChanged():
+            moved_to, rep_id = payload.to_stage, payload.rep_id
+        case _:
+            return stage_after(payload, view.stage)
+    current = view.stage
+    if current in FINAL_STAGES or moved_to == current:
+        return None
+    if moved_to in FINAL_STAGES:
+        return moved_to
+    if current is not None and STAGE_RANK.get(moved_to, -1) <= STAGE_RANK.get(current, -1):
+        return None  # only forward (followup's own echo of a release, back to ``new``, changes nothing here)
+    owner = view.owner
+    if owner is None or rep_id not in (None, owner.rep_id) or at < owner.claimed_at:
+        return None
+    return moved_to
 
 
 def _score(view: Customer360, change: ScoreChange) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -30,18 +30,21 @@ from services.assignment.domain.errors import (
 from services.assignment.readmodel import InvalidCursor, Page, ReadModel
 from services.assignment.turns import LeadTurns
 from shared.auth import Principal, authorize, require_roles
+from shared.catchup import CatchUp, NotYetSeen, OwnWrites, not_yet_seen
 from shared.events import Grade
 from shared.logs import correlation_id
 from shared.metrics import COMMANDS
 from shared.problems import Problem, problem_response, validation_problem
+from shared.service import Now
+from shared.text import SINGLE_LINE, OptionalSingleLine
 
 router = APIRouter()
 
 OwnerOrSupervisor = Annotated[Principal, require_roles("rep", "manager", "admin")]
 Supervisor = Annotated[Principal, require_roles("manager", "admin")]
 Reader = Annotated[Principal, require_roles("rep", "manager", "admin", "integration")]
-RepId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\S+$")]
-RepPath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^\S+$")]
+RepId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\S+$"), SINGLE_LINE]
+RepPath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^\S+$"), SINGLE_LINE]
 
 # Each refusal's status and problem type (urn:leadflow:problem:<kind>): the rule that refused.
 REFUSALS: dict[type[AssignmentError], tuple[int, str]] = {
@@ -142,10 +145,25 @@ async def readmodel(request: Request) -> ReadModel:
     return request.app.state.readmodel
 
 
+async def catch_up(request: Request) -> CatchUp:
+    return request.app.state.catch_up
+
+
+async def fresh_view(request: Request) -> ReadModel:
+    """The read model, once it reflects every command answered so far (read your own writes)."""
+    own_writes: OwnWrites = request.app.state.own_writes
+    await own_writes.wait()
+    return request.app.state.readmodel
+
+
 App = Annotated[AssignmentApplication, Depends(assignment)]
-View = Annotated[ReadModel, Depends(readmodel)]
+View = Annotated[ReadModel, Depends(fresh_view)]
+Upstream = Annotated[CatchUp, Depends(catch_up)]
+# A lead assignment has not seen captured may only be on its way (in intake's outbox, or on the topic
+# but not consumed yet): such a refusal waits for the lead's partition before it stands.
+UNSEEN = (LeadNotFound,)
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")]
+Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page."), SINGLE_LINE]
 
 
 @functools.cache
@@ -154,11 +172,14 @@ def command_outcome(name: str, outcome: str) -> Any:
     return COMMANDS.labels(SERVICE, name, outcome)
 
 
-def refusal(name: str, refused: AssignmentError | Contended) -> Problem:
+def refusal(name: str, refused: AssignmentError | Contended | NotYetSeen) -> Problem:
     """The problem that answers a refused command, the rule that refused it counted as its outcome."""
     if isinstance(refused, Contended):
         command_outcome(name, "contended").inc()
         return Problem(503, "contended", str(refused), headers={"Retry-After": "1"})
+    if isinstance(refused, NotYetSeen):
+        command_outcome(name, "not-yet-seen").inc()
+        return unseen(refused)
     status, kind = REFUSALS[type(refused)]
     command_outcome(name, kind).inc()
     extra: dict[str, Any] = {}
@@ -167,6 +188,12 @@ def refusal(name: str, refused: AssignmentError | Contended) -> Problem:
     if isinstance(refused, ClaimLimitReached):
         extra["limit"] = refused.limit
     return Problem(status, kind, str(refused), **extra)
+
+
+def unseen(refused: NotYetSeen) -> Problem:
+    """A lead still unknown after waiting for the lead's partition (see shared.catchup)."""
+    detail = f"{refused} assignment learns of leads from the topic and has not seen this one captured yet."
+    return not_yet_seen(404, detail, caught_up=refused.caught_up)
 
 
 def done(name: str, request: Request) -> None:
@@ -180,13 +207,9 @@ def command(name: str, request: Request) -> Iterator[None]:
     """Map refusals to problems in one place, count outcomes, and wake the relay and the projector."""
     try:
         yield
-    except (AssignmentError, Contended) as refused:
+    except (AssignmentError, Contended, NotYetSeen) as refused:
         raise refusal(name, refused) from refused
     done(name, request)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 class DirectRoute(APIRoute):
@@ -214,44 +237,66 @@ async def claim(request: Request) -> Response:
     principal = authorize(request, ("rep",))
     app: AssignmentApplication = request.app.state.assignment
     turns: LeadTurns = request.app.state.turns
-    try:
+    cid = correlation_id.get()
+
+    async def decide() -> Owned:
         # Waiting for the lead's turn on the event loop, then answering from memory when the lead's
         # state settles the claim, keeps a burst of losing claims off the worker threads and the database.
+        now = request.app.state.clock()
         async with turns.of(lead):
-            owned = app.settled_claim(lead, principal.sub, now()) or await run_in_threadpool(
-                app.claim, lead, principal.sub, now(), correlation_id.get()
+            return app.settled_claim(lead, principal.sub, now) or await run_in_threadpool(
+                app.claim, lead, principal.sub, now, cid
             )
-    except (AssignmentError, Contended) as refused:
+
+    try:
+        owned = await request.app.state.catch_up.attempt(lead, decide, UNSEEN)
+    except (AssignmentError, Contended, NotYetSeen) as refused:
         return problem_response(refusal("claim", refused), request)
     done("claim", request)
     return Response(OwnershipOut.of(owned).model_dump_json(), media_type="application/json")
 
 
 @router.post("/leads/{lead_id}/release", response_model=ReleaseOut, tags=["ownership"], summary="Give a lead back to the pool")
-def release(lead_id: UUID, app: App, principal: OwnerOrSupervisor, request: Request) -> ReleaseOut:
+async def release(
+    lead_id: UUID, app: App, upstream: Upstream, principal: OwnerOrSupervisor, request: Request, now: Now
+) -> ReleaseOut:
+    lead, cid = str(lead_id), correlation_id.get()
     with command("release", request):
-        done = app.release(
-            str(lead_id), principal.sub, supervisor=principal.is_supervisor, now=now(), correlation_id=correlation_id.get()
+        done = await upstream.attempt(
+            lead,
+            lambda: run_in_threadpool(
+                lambda: app.release(lead, principal.sub, supervisor=principal.is_supervisor, now=now, correlation_id=cid)
+            ),
+            UNSEEN,
         )
     return ReleaseOut(lead_id=done.lead_id, rep_id=done.rep_id, reason=done.reason, cooldown_until=done.cooldown_until)
 
 
 @router.post("/leads/{lead_id}/assign", response_model=OwnershipOut, tags=["ownership"], summary="Assign a lead to a rep")
-def assign(lead_id: UUID, body: AssignIn, app: App, principal: Supervisor, request: Request) -> OwnershipOut:
+async def assign(
+    lead_id: UUID, body: AssignIn, app: App, upstream: Upstream, principal: Supervisor, request: Request, now: Now
+) -> OwnershipOut:
+    lead, cid = str(lead_id), correlation_id.get()
     with command("assign", request):
-        owned = app.assign(str(lead_id), body.rep_id, by=principal.sub, now=now(), correlation_id=correlation_id.get())
+        owned = await upstream.attempt(
+            lead,
+            lambda: run_in_threadpool(lambda: app.assign(lead, body.rep_id, by=principal.sub, now=now, correlation_id=cid)),
+            UNSEEN,
+        )
     return OwnershipOut.of(owned)
 
 
 @router.post(
     "/reps/{rep_id}/offboard", response_model=OffboardOut, tags=["reps"], summary="Offboard a rep and move all their leads"
 )
-def offboard(rep_id: RepPath, app: App, principal: Supervisor, request: Request, body: OffboardIn | None = None) -> OffboardOut:
+def offboard(
+    rep_id: RepPath, app: App, principal: Supervisor, request: Request, now: Now, body: OffboardIn | None = None
+) -> OffboardOut:
     transfer_to = body.transfer_to if body else None
     if transfer_to == rep_id:
         raise validation_problem([{"field": "transfer_to", "message": "must differ from the rep being offboarded"}])
     with command("offboard", request):
-        done = app.offboard(rep_id, transfer_to, by=principal.sub, now=now(), correlation_id=correlation_id.get())
+        done = app.offboard(rep_id, transfer_to, by=principal.sub, now=now, correlation_id=correlation_id.get())
     return OffboardOut(rep_id=rep_id, transfer_to=transfer_to, moved=len(done.moved), lead_ids=done.moved)
 
 
@@ -264,33 +309,34 @@ def page_out(fetch: Any) -> LeadPage:
 
 
 @router.get("/pool", response_model=LeadPage, tags=["pool"], summary="The public pool: leads nobody owns, newest first")
-def pool(
+async def pool(
+    principal: Reader,  # first: a request refused here does not wait for the view
     view: View,
-    principal: Reader,
-    region: str | None = None,
-    industry: str | None = None,
+    region: OptionalSingleLine = None,
+    industry: OptionalSingleLine = None,
     grade: Grade | None = None,
-    source: str | None = None,
+    source: OptionalSingleLine = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> LeadPage:
     filters = {"region": region, "industry": industry, "grade": grade, "source": source}
-    return page_out(lambda: view.pool_page(filters, limit, cursor))
+    return await run_in_threadpool(page_out, lambda: view.pool_page(filters, limit, cursor))
 
 
 @router.get("/reps/{rep_id}/leads", response_model=LeadPage, tags=["reps"], summary="The leads a rep owns")
-def rep_leads(rep_id: RepPath, view: View, principal: Reader, limit: Limit = 50, cursor: Cursor = None) -> LeadPage:
+async def rep_leads(rep_id: RepPath, principal: Reader, request: Request, limit: Limit = 50, cursor: Cursor = None) -> LeadPage:
     if principal.role == "rep" and principal.sub != rep_id:
         raise Problem(403, "not-your-leads", "A rep sees only their own leads.")
-    return page_out(lambda: view.rep_page(rep_id, limit, cursor))
+    view = await fresh_view(request)  # after the check: a refused request does not wait
+    return await run_in_threadpool(page_out, lambda: view.rep_page(rep_id, limit, cursor))
 
 
 @router.get("/leads/{lead_id}/ownership", response_model=LeadStatus, tags=["ownership"], summary="Who owns a lead, right now")
-def lead_ownership(lead_id: UUID, app: App, principal: Reader) -> LeadStatus:
+async def lead_ownership(lead_id: UUID, app: App, upstream: Upstream, principal: Reader) -> LeadStatus:
     try:
-        lead = app.ownership(str(lead_id))
-    except LeadNotFound as exc:
-        raise Problem(404, "lead-not-found", str(exc)) from exc
+        lead = await upstream.attempt(str(lead_id), lambda: run_in_threadpool(app.ownership, str(lead_id)), UNSEEN)
+    except NotYetSeen as exc:
+        raise unseen(exc) from exc
     if principal.role == "rep" and lead.owner not in (None, principal.sub):
         raise Problem(403, "not-lead-owner", "A rep sees only their own leads and the pool.")
     return LeadStatus(

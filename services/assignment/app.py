@@ -8,9 +8,7 @@ under contention exactly one of many claims wins and every other gets the rule t
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,9 +25,9 @@ from services.assignment.domain.ownership import Ownership
 from services.assignment.domain.rules import OwnershipRules
 from shared.config import ServiceSettings
 from shared.eventstore import EventSourcedApplication, UnitOfWork, eventsourcing_env
+from shared.retry import COMMAND_RACES, GaveUp
 
 T = TypeVar("T")
-ATTEMPTS = 30
 LEAD_LOCK_STRIPES = 1024
 OFFBOARD_BATCH = 100
 
@@ -103,15 +101,17 @@ class AssignmentApplication(EventSourcedApplication):
 
     def _transaction(self, decide: Callable[[UnitOfWork], T]) -> T:
         """Run ``decide`` on fresh aggregates and save what it changed; retry on version conflicts."""
-        for attempt in range(ATTEMPTS):
+
+        def attempt() -> T:
             unit = UnitOfWork(self)
             result = decide(unit)
-            try:
-                self.save(*unit.aggregates)
-                return result
-            except IntegrityError:
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-        raise Contended("too many concurrent changes to the same lead or rep; try again")
+            self.save(*unit.aggregates)
+            return result
+
+        try:
+            return COMMAND_RACES.call(attempt)
+        except GaveUp:
+            raise Contended("too many concurrent changes to the same lead or rep; try again") from None
 
     # --- commands ------------------------------------------------------------------------------
 

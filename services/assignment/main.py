@@ -19,15 +19,12 @@ from services.assignment.publishers import to_integration_events
 from services.assignment.readmodel import ReadModel
 from services.assignment.recycling import Recycler
 from services.assignment.turns import LeadTurns
+from shared.catchup import CatchUp, OwnWrites
 from shared.clock import Clock, system_clock
 from shared.consumer import PartitionBatch, TopicConsumer
 from shared.deadletters.tracked import TrackedDeadLetters
-from shared.eventstore import (
-    ensure_schema,
-    read_model_pool,
-    tracked_batch_handler,
-    tracked_partition_positions,
-)
+from shared.eventstore import ensure_schema, read_model_pool, tracked_batch_handler, tracked_partition_positions
+from shared.positions import Positions, TopicPositions
 from shared.projector import StoredEventParking
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
@@ -49,6 +46,8 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         readmodel = ReadModel(pool, SERVICE)
         await asyncio.to_thread(readmodel.create_tables)
         projectors: list[Projector] = []
+        # Kept across worker restarts: requests wait on how far the consumer and the projector got.
+        consumed, projected = TopicPositions(), Positions()
 
         def nudge() -> None:  # the relay wakes by itself at each commit (it listens for them)
             for projector in projectors:
@@ -64,6 +63,7 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
                 poll_interval=settings.relay_poll_interval.total_seconds(),
                 health=health,
                 parking=parking,
+                positions=projected,
             )
             projectors[:] = [projector]
             return projector
@@ -95,11 +95,16 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
                 dead_letters=TrackedDeadLetters(assignment, settings.topic, policy, policy.aggregate_ids),
                 batch_size=settings.consumer_batch_size,
                 health=health,
+                positions=consumed,
             )
 
         recycler = Recycler(assignment, readmodel, clock, batch_size=settings.scheduler_batch_size, on_recorded=nudge)
         app.state.assignment, app.state.readmodel = assignment, readmodel
         app.state.nudge = nudge
+        app.state.catch_up = CatchUp.configured(consumed, settings)
+        app.state.own_writes = OwnWrites(
+            assignment.recorder.max_notification_id, projected, nudge, timeout=settings.catch_up_timeout.total_seconds()
+        )
         app.state.turns = LeadTurns()
         workers = app.state.workers
         workers.start("relay", OutboxRelay.worker(assignment, SERVICE, settings, to_integration_events))
@@ -118,6 +123,7 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
         description="Ownership of leads: claims (报备), protection, the public pool (公海), recycling, automatic assignment.",
         settings=settings,
         lifespan=lifespan,
+        clock=clock,
     )
     install_routes(app)
     return app

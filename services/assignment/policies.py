@@ -63,12 +63,11 @@ class UpstreamPolicy:
             return
         if isinstance(payload, FollowUpLogged):
             at = payload.logged_at or item.envelope.time
-            lead.record_follow_up(follow_up_id=payload.follow_up_id, at=at, stage=payload.stage, rules=self.rules)
-        else:
-            stage = (
-                payload.to_stage if isinstance(payload, LeadStageChanged) else "won" if isinstance(payload, LeadWon) else "lost"
+            lead.record_follow_up(
+                follow_up_id=payload.follow_up_id, at=at, stage=payload.stage, rules=self.rules, rep_id=payload.rep_id
             )
-            lead.record_stage(stage=stage, rules=self.rules)
+        else:
+            lead.record_stage(stage=final_or_new_stage(payload), rules=self.rules, rep_id=payload.rep_id, at=item.envelope.time)
         owner = repository.rep(unit, lead.owner) if lead.closed and lead.owner else None
         handover.record_progress(lead, owner)
 

@@ -20,6 +20,7 @@ from shared.deadletters import DeadLetter, Entry, error_text
 from shared.deadletters.parking import transient
 from shared.eventstore import EventSourcedApplication
 from shared.follow import FollowLoop
+from shared.positions import LOG, Positions
 from shared.projector import StoredEventParking
 from shared.supervisor import WorkerHealth
 
@@ -111,9 +112,11 @@ class Projector:
         poll_interval: float = 0.2,
         health: WorkerHealth | None = None,
         parking: StoredEventParking | None = None,
+        positions: Positions | None = None,
     ):
         """``parking``: where stored events the view cannot take go (the service always gives one);
-        None: such a failure raises (in-process tools and tests)."""
+        None: such a failure raises (in-process tools and tests). ``positions``: where it reports how far
+        the view is (lists wait on it to read their own writes)."""
         self.app = app
         self.store = store
         self.batch_size = batch_size
@@ -121,6 +124,7 @@ class Projector:
         self.follow = FollowLoop(poll_interval, health)
         self.parking = parking
         self._redrive_at = 0.0
+        self.positions = positions or Positions()
 
     def nudge(self) -> None:
         """Something was recorded: project it now rather than at the next poll (thread-safe)."""
@@ -178,7 +182,9 @@ class Projector:
         if time.monotonic() >= self._redrive_at:
             self._redrive_at = time.monotonic() + REDRIVE_INTERVAL
             await asyncio.to_thread(self.redrive_requested)
-        return await asyncio.to_thread(self.project_once)
+        projected = await asyncio.to_thread(self.project_once)
+        self.positions.reached(LOG, self.position)
+        return projected
 
     def catch_up(self) -> None:
         """Project everything recorded so far (blocking; tests and tools)."""
@@ -191,6 +197,7 @@ class Projector:
             self.parking.bind(asyncio.get_running_loop())
         try:
             self.position = await asyncio.to_thread(self.store.position)
+            self.positions.reached(LOG, self.position)
             await self.follow.run(self._step)
         finally:
             if self.parking is not None:

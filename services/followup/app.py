@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -15,9 +13,9 @@ from services.followup.domain.contact import Actor, Contact, Logged
 from services.followup.domain.lead_file import LeadFile, Trace, lead_file_id
 from services.followup.domain.tasks import Task
 from shared.eventstore import EventSourcedApplication
+from shared.retry import COMMAND_RACES
 
 T = TypeVar("T")
-ATTEMPTS = 8
 
 
 class LeadNotFound(LookupError):
@@ -79,21 +77,17 @@ class FollowupApplication(EventSourcedApplication):
 
     def _command(self, lead_id: str, change: Callable[[LeadFile], T]) -> T:
         """Load, change, save; a concurrent writer (a command, the consumer, the scheduler) means: again, from fresh state."""
-        for attempt in range(ATTEMPTS):
+
+        def attempt() -> T:
             file = self.lead_file(lead_id)
             if file is None:
                 raise LeadNotFound(lead_id)
             result = change(file)
-            if not file.pending_events:
-                return result
-            try:
+            if file.pending_events:
                 self.save(file)
-                return result
-            except IntegrityError:
-                if attempt == ATTEMPTS - 1:
-                    raise
-                time.sleep(random.uniform(0, 0.005 * 2**attempt))  # jitter, so racing writers do not collide again
-        raise AssertionError("unreachable")
+            return result
+
+        return COMMAND_RACES.call(attempt)
 
     def _for_each(self, lead_ids: Iterable[str], change: Callable[[LeadFile], int]) -> int:
         """One transaction for the whole batch; if a lead moved on meanwhile, each lead on its own instead."""

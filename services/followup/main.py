@@ -19,15 +19,12 @@ from services.followup.policies import UpstreamPolicy
 from services.followup.publishers import to_integration_events
 from services.followup.sop import load_sop
 from services.followup.task_board import TaskBoard, TaskBoardProjector
+from shared.catchup import CatchUp, OwnWrites
 from shared.clock import Clock, system_clock
 from shared.consumer import TopicConsumer
 from shared.deadletters.tracked import TrackedDeadLetters
-from shared.eventstore import (
-    ensure_schema,
-    eventsourcing_env,
-    tracked_batch_handler,
-    tracked_partition_positions,
-)
+from shared.eventstore import ensure_schema, eventsourcing_env, tracked_batch_handler, tracked_partition_positions
+from shared.positions import Positions, TopicPositions
 from shared.projector import StoredEventParking
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
@@ -52,6 +49,8 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
         board = TaskBoard(settings.database_url, SERVICE)
         await asyncio.to_thread(board.ensure_tables)
         projectors: list[TaskBoardProjector] = []
+        # Kept across worker restarts: requests wait on how far the consumer and the task board got.
+        consumed, projected = TopicPositions(), Positions()
 
         def nudge() -> None:
             for projector in projectors:
@@ -66,7 +65,12 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
                 followup, service=SERVICE, worker="task-board", bootstrap=settings.kafka_bootstrap, topic=settings.topic
             )
             projector = TaskBoardProjector(
-                followup, board, poll_interval=settings.relay_poll_interval.total_seconds(), health=health, parking=parking
+                followup,
+                board,
+                poll_interval=settings.relay_poll_interval.total_seconds(),
+                health=health,
+                parking=parking,
+                positions=projected,
             )
             projectors[:] = [projector]
             return projector
@@ -83,10 +87,15 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
                 dead_letters=TrackedDeadLetters(followup, settings.topic, policy, policy.aggregate_ids),
                 batch_size=settings.consumer_batch_size,
                 health=health,
+                positions=consumed,
             )
 
         watch = DueWatch(followup, board, escalation, clock, settings.due_batch_size)
         app.state.followup, app.state.board = followup, board
+        app.state.catch_up = CatchUp.configured(consumed, settings)
+        app.state.own_writes = OwnWrites(
+            followup.recorder.max_notification_id, projected, nudge, timeout=settings.catch_up_timeout.total_seconds()
+        )
         workers = app.state.workers
         workers.start("relay", OutboxRelay.worker(followup, SERVICE, settings, to_integration_events))
         workers.start("task-board", task_board)
@@ -104,6 +113,7 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
         description="Follow-up records, pipeline stages, SOP cadence, tasks and reminders, overdue escalation.",
         settings=settings,
         lifespan=lifespan,
+        clock=clock,
     )
     app.include_router(router)
     return app

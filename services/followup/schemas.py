@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from services.followup.domain.tasks import Task, TaskStatus
 from shared.events import Channel, Grade, Stage
+from shared.text import FreeText, OptionalFreeText, OptionalSingleLine, SingleLine
 
 
 def _clean(value: str | None) -> str | None:
@@ -26,16 +27,18 @@ class FollowUpIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: Channel
-    summary: str = Field(min_length=1, max_length=5000)
-    pain_points: str | None = Field(default=None, max_length=5000)
-    objections: str | None = Field(default=None, max_length=5000)
-    next_step: str | None = Field(default=None, max_length=2000)
+    summary: FreeText = Field(min_length=1, max_length=5000)
+    pain_points: OptionalFreeText = Field(default=None, max_length=5000)
+    objections: OptionalFreeText = Field(default=None, max_length=5000)
+    next_step: OptionalFreeText = Field(default=None, max_length=2000)
     next_follow_up_at: AwareDatetime | None = Field(default=None, description="Must be in the future (with a time zone).")
     stage: Stage | None = None
-    tags: list[str] = Field(default_factory=list, max_length=50)
+    tags: list[SingleLine] = Field(default_factory=list, max_length=50)
     won_amount: float | None = Field(default=None, ge=0, description="Only when the lead becomes won.")
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217, only when the lead becomes won.")
-    lost_reason: str | None = Field(default=None, max_length=1000, description="Required when the lead becomes lost.")
+    currency: OptionalSingleLine = Field(
+        default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217, only when the lead becomes won."
+    )
+    lost_reason: OptionalFreeText = Field(default=None, max_length=1000, description="Required when the lead becomes lost.")
 
     @field_validator("summary")
     @classmethod

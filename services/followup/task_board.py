@@ -38,6 +38,7 @@ from shared.deadletters import DeadLetter, DeadLetterTable, Entry, error_text
 from shared.deadletters.parking import transient
 from shared.eventstore import read_model_pool
 from shared.follow import FollowLoop
+from shared.positions import LOG, Positions
 from shared.projector import StoredEventParking
 from shared.supervisor import WorkerHealth
 
@@ -255,15 +256,18 @@ class TaskBoardProjector:
         poll_interval: float = 0.2,
         health: WorkerHealth | None = None,
         parking: StoredEventParking | None = None,
+        positions: Positions | None = None,
     ) -> None:
         """``parking``: where stored events the board cannot take go (the service always gives one);
-        None: such a failure raises (in-process tools and tests)."""
+        None: such a failure raises (in-process tools and tests). ``positions``: where it reports how far
+        the board is (task lists wait on it to read their own writes)."""
         self.app = app
         self.board = board
         self.batch_size = batch_size
         self.follow = FollowLoop(poll_interval, health)
         self.parking = parking
         self._redrive_at = 0.0
+        self.positions = positions or Positions()
         # Where to read on from: the stored position as of this projector's last look (read first when None).
         # Only a hint: the board skips, under its position lock, whatever another replica applied meanwhile.
         self.position: int | None = None
@@ -323,7 +327,10 @@ class TaskBoardProjector:
         if time.monotonic() >= self._redrive_at:
             self._redrive_at = time.monotonic() + REDRIVE_INTERVAL
             await asyncio.to_thread(self.redrive_requested)
-        return await asyncio.to_thread(self.project_once)
+        projected = await asyncio.to_thread(self.project_once)
+        if self.position is not None:
+            self.positions.reached(LOG, self.position)
+        return projected
 
     async def run(self) -> None:
         if self.parking is not None:

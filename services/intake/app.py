@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,10 +14,10 @@ from services.intake.domain import Lead, NewLead
 from services.intake.scoring import ScoreCard, ScoringRules
 from services.intake.store import IntakeRecorder
 from shared.eventstore import EventSourcedApplication
+from shared.retry import COMMAND_RACES, GaveUp
 
 # Concurrent recaptures of one lead conflict on its version; each retry reloads. Writers are serialised by
 # the event store's table lock, so a few dozen contenders resolve well within these attempts.
-RACE_ATTEMPTS = 50
 
 
 @dataclass(frozen=True)
@@ -86,12 +84,10 @@ class IntakeApplication(EventSourcedApplication):
             return [self._capture_alone(new, now, cause) for new, cause in zip(leads, causes, strict=True)]
 
     def _capture_alone(self, new: NewLead, now: datetime, correlation_id: str | None) -> Outcome:
-        for attempt in range(RACE_ATTEMPTS):
-            try:
-                return self._capture_together([new], now, [correlation_id])[0]
-            except IntegrityError:
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-        raise Contention(f"could not record the capture of lead {new.lead_id}")
+        try:
+            return COMMAND_RACES.call(lambda: self._capture_together([new], now, [correlation_id])[0])
+        except GaveUp:
+            raise Contention(f"could not record the capture of lead {new.lead_id}") from None
 
     def _capture_together(self, leads: Sequence[NewLead], now: datetime, causes: Sequence[str | None]) -> list[Outcome]:
         keys_of = [new.match_keys() for new in leads]
@@ -137,18 +133,20 @@ class IntakeApplication(EventSourcedApplication):
         self, lead_id: UUID, signal: str, *, recorded_by: str, now: datetime, correlation_id: str | None = None
     ) -> Rescored:
         """Re-score a lead for a behaviour signal; raises LeadNotFound, UnknownSignal or Contention."""
-        for attempt in range(RACE_ATTEMPTS):
+
+        def attempt() -> Rescored:
             lead: Lead | None = self.get_or_none(lead_id)
             if lead is None:
                 raise LeadNotFound(lead_id)
             previous = lead.score, lead.grade
             card = lead.record_signal(signal, self.rules, recorded_by=recorded_by, now=now, correlation_id=correlation_id)
-            try:
-                self.save(lead)
-                return Rescored(*previous, card)
-            except IntegrityError:
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-        raise Contention(f"could not record the signal for lead {lead_id}")
+            self.save(lead)
+            return Rescored(*previous, card)
+
+        try:
+            return COMMAND_RACES.call(attempt)
+        except GaveUp:
+            raise Contention(f"could not record the signal for lead {lead_id}") from None
 
     def get_lead(self, lead_id: UUID) -> Lead | None:
         return self.get_or_none(lead_id)

@@ -22,6 +22,7 @@ from services.intake.normalise import (
     normalise_text,
     normalise_wechat,
 )
+from shared.text import OptionalFreeText, OptionalSingleLine, SingleLine
 
 FieldErrors = list[dict[str, str]]
 
@@ -41,28 +42,31 @@ class ClaimNotAllowed(InvalidLead):
 class ContactIn(BaseModel):
     """One person in the customer's decision chain."""
 
-    name: str = Field(max_length=200)
+    name: SingleLine = Field(max_length=200)
     role: Literal["decision_maker", "user", "influencer", "purchaser"]
-    phone: str | None = Field(default=None, max_length=40)
-    email: str | None = Field(default=None, max_length=320)
+    phone: OptionalSingleLine = Field(default=None, max_length=40)
+    email: OptionalSingleLine = Field(default=None, max_length=320)
 
 
 class LeadIn(BaseModel):
-    """A lead as a channel submits it. ``phone`` may be written any common way; it is stored as E.164."""
+    """A lead as a channel submits it. ``phone`` may be written any common way; it is stored as E.164.
 
-    name: str = Field(max_length=200, examples=["李四"])
-    phone: str = Field(max_length=40, examples=["138 0013 8000"])
-    source: str = Field(max_length=100, description="Channel: web_form, trade_show, referral, search_ads, import, api, …")
-    email: str | None = Field(default=None, max_length=320)
-    wechat: str | None = Field(default=None, max_length=100, description="WeChat id, or 同手机 when it is the phone")
-    company: str | None = Field(default=None, max_length=300)
-    title: str | None = Field(default=None, max_length=200)
-    industry: str | None = Field(default=None, max_length=100)
-    region: str | None = Field(default=None, max_length=100)
-    company_size: str | None = Field(default=None, max_length=50, examples=["200-500人"])
-    needs: str | None = Field(default=None, max_length=5000)
+    Every text field is a single line without control characters, bidi overrides or lone surrogates;
+    ``needs`` is free text, where tab and line breaks are allowed."""
+
+    name: SingleLine = Field(max_length=200, examples=["李四"])
+    phone: SingleLine = Field(max_length=40, examples=["138 0013 8000"])
+    source: SingleLine = Field(max_length=100, description="Channel: web_form, trade_show, referral, search_ads, import, api, …")
+    email: OptionalSingleLine = Field(default=None, max_length=320)
+    wechat: OptionalSingleLine = Field(default=None, max_length=100, description="WeChat id, or 同手机 when it is the phone")
+    company: OptionalSingleLine = Field(default=None, max_length=300)
+    title: OptionalSingleLine = Field(default=None, max_length=200)
+    industry: OptionalSingleLine = Field(default=None, max_length=100)
+    region: OptionalSingleLine = Field(default=None, max_length=100)
+    company_size: OptionalSingleLine = Field(default=None, max_length=50, examples=["200-500人"])
+    needs: OptionalFreeText = Field(default=None, max_length=5000)
     contacts: list[ContactIn] = Field(default_factory=list, max_length=50)
-    tags: list[str] = Field(default_factory=list, max_length=50)
+    tags: list[SingleLine] = Field(default_factory=list, max_length=50)
     claim: bool = Field(default=False, description="A rep reports (报备) the lead for themself: reported_by = the caller.")
 
 

@@ -51,6 +51,9 @@ _HEADER_NOISE = re.compile(r"\(.*?\)|（.*?）|\[.*?\]|【.*?】|[\s_\-*:：]")
 _TAG_SEPARATORS = re.compile(r"[,;，；、|]")
 _LINE_END = re.compile(r"\r\n|\r|\n")
 MAX_LINE = 1024 * 1024
+# Spreadsheets pad cells, and exports put a tab before long numbers so that Excel keeps them as text (a
+# phone would become 1.38E+10): layout, not content, so it is dropped before the cell is checked as text.
+CELL_PADDING = " \t\r\n"
 
 
 class InvalidCsv(ValueError):
@@ -191,7 +194,8 @@ class CsvLeadReader:
     def _row(self, record: list[str]) -> CsvRow:
         values: dict[str, str | list[str]] = {}
         errors: list[dict[str, str]] = []
-        for index, cell in enumerate(record):
+        for index, padded in enumerate(record):
+            cell = padded.strip(CELL_PADDING)
             name = self.columns[index] if index < len(self.columns) else None
             if index >= len(self.columns) and cell.strip():
                 errors.append({"field": "row", "message": f"{len(record)} cells but the header has {len(self.columns)}"})

@@ -23,7 +23,7 @@ from services.intake.coalescer import CaptureCoalescer
 from services.intake.config import IntakeSettings, load_scoring_rules
 from services.intake.publishers import to_integration_events
 from services.intake.store import IntakeRecorder
-from shared.clock import system_clock
+from shared.clock import Clock, system_clock
 from shared.eventstore import ensure_schema, eventsourcing_env
 from shared.relay import OutboxRelay
 from shared.service import create_service_app, postgres_check, serve
@@ -36,13 +36,13 @@ async def open_intake(settings: IntakeSettings) -> IntakeApplication:
     return await asyncio.to_thread(IntakeApplication, env, rules)
 
 
-def build_app(settings: IntakeSettings | None = None) -> FastAPI:
+def build_app(settings: IntakeSettings | None = None, clock: Clock = system_clock) -> FastAPI:
     settings = settings or IntakeSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         intake = await open_intake(settings)
-        coalescer = CaptureCoalescer(intake, system_clock)
+        coalescer = CaptureCoalescer(intake, clock)
         coalescer.start()
         app.state.intake, app.state.coalescer = intake, coalescer
         try:
@@ -59,6 +59,7 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
         description="Capture, normalise, de-duplicate, score and grade leads.",
         settings=settings,
         lifespan=lifespan,
+        clock=clock,
         # Without its relay the API process does not talk to Kafka; the relay process answers for that.
         readiness=None if settings.intake_embedded_relay else lambda app: [postgres_check(settings)],
     )

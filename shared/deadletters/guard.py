@@ -11,6 +11,7 @@ after a restart or a rebalance) is neither bisected nor parked twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -21,6 +22,8 @@ from shared.retry import HANDLER
 if TYPE_CHECKING:
     from shared.consumer import Delivered, PartitionBatch
     from shared.supervisor import WorkerHealth
+
+log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
@@ -84,7 +87,7 @@ class PollGuard:
         topic: str,
         handle_batch: Callable[[list[PartitionBatch]], int],
         load_positions: Callable[[list[int]], dict[int, int | None]],
-        store: DeadLetterStore,
+        store: DeadLetterStore | None,
         parking: Parking,
         health: WorkerHealth | None = None,
     ) -> None:
@@ -101,6 +104,10 @@ class PollGuard:
 
     def apply(self, batches: list[PartitionBatch], rejected: list[Reject], records: dict) -> int:
         """Apply one poll (``rejected``: its records that are not valid events; ``records``: the poll as read)."""
+        if self.store is None:  # a consumer that cannot park (in-process tools, tests): as before parking
+            for reject in rejected:
+                log.warning("skipped invalid record", extra={"offset": reject.record.offset, "error": reject.error})
+            return HANDLER.call(lambda: self.handle_batch(batches))
         self._polled = records  # the poll's records, for the key and headers of one to park
         try:
             if rejected:
@@ -212,6 +219,7 @@ class PollGuard:
             event_type=header_text(found.get("ce_type")),
         )
         self.parking.send_blocking(letter)  # acknowledged before the position moves past the record
+        assert self.store is not None
         if self.store.park(letter, record.offset + 1):
             self.parking.parked(letter)
             self.parked += 1

@@ -24,8 +24,7 @@ async def read_all(bootstrap: str, topic: str, expect_at_least: int, timeout_s: 
             batches = await consumer.getmany(timeout_ms=300)
             for tp, records in batches.items():
                 for record in records:
-                    # The e2e topic carries poison on purpose (tests/e2e/test_dead_letters.py): not events.
-                    with contextlib.suppress(InvalidEvent):
+                    with contextlib.suppress(InvalidEvent):  # a poison record some test wrote on purpose
                         found.append((tp.partition, decode(record.value)[0]))
             if len(found) >= expect_at_least and not batches:
                 break

@@ -195,7 +195,7 @@ async def test_customer_360_now_and_as_of_with_rep_access(settings):
         assert l3["follow_ups"][0]["summary"] == TRICKY
         assert client.get(f"/customers/{l1}").status_code == 401
         missing = client.get("/customers/00000000-0000-4000-8000-000000000000", headers=headers())
-        assert missing.status_code == 404 and missing.json()["type"] == "urn:leadflow:problem:lead-not-found"
+        assert missing.status_code == 404 and missing.json()["type"] == "urn:leadflow:problem:not-yet-seen"
         assert client.get("/funnel", headers=headers("rep", "rep-1")).status_code == 403
         bad = client.get("/funnel", params={"from": "2026-11-30", "to": "2026-11-01"}, headers=headers())
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "from"

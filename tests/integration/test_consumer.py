@@ -15,7 +15,7 @@ from eventsourcing.persistence import Tracking
 from shared.config import ServiceSettings
 from shared.consumer import Delivered, PartitionBatch, TopicConsumer, tracking_name
 from shared.deadletters.tracked import TrackedDeadLetters
-from shared.events import LeadClaimed, encode, kafka_headers, make_envelope
+from shared.events import LeadClaimed, RepJoined, encode, kafka_headers, make_envelope
 from shared.eventstore import (
     EventSourcedApplication,
     PartlyApplied,
@@ -212,3 +212,22 @@ def test_a_poll_spanning_partitions_is_one_transaction_or_per_partition_when_one
     with pytest.raises(PartlyApplied):
         apply_tracked_batch(app, stale, more, apply)
     assert app.recorder.max_tracking_id("t:1") == len(on_1)
+
+
+async def test_a_lead_consumer_passes_over_the_directorys_events_with_or_without_their_header(app, infra, fresh_topic):
+    joined = make_envelope(
+        RepJoined(rep_id="rep-new", display_name="新同事", role="rep", team="east"), service="console", time=NOW
+    )
+    assert joined.subject == "rep-new"
+    producer = AIOKafkaProducer(bootstrap_servers=infra["kafka"])
+    await producer.start()
+    try:
+        await producer.send_and_wait(fresh_topic, encode(joined), key=b"rep-new", headers=kafka_headers(joined))
+        # A foreign producer that sends no ce_type header: the decoded type still tells.
+        await producer.send_and_wait(fresh_topic, encode(joined.model_copy(update={"id": str(uuid.uuid4())})), key=b"rep-new")
+    finally:
+        await producer.stop()
+    await produce(infra["kafka"], fresh_topic, envelopes(leads=2, claims=1))
+    consumer = await consume_until_caught_up(app, infra, fresh_topic, group=f"g-{uuid.uuid4()}")
+    assert consumer.applied == 2
+    assert claims_of(app, 2) == {"lead-0": ["rep-0"], "lead-1": ["rep-0"]}

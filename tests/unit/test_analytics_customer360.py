@@ -6,7 +6,14 @@ from services.analytics.domain import ERASED, fold_customer, may_view
 from services.analytics.projections import Fact
 from services.analytics.synthetic import History
 from shared.consumer import Delivered
-from shared.events import FollowUpTaskOverdue, LeadRecaptured, LeadScored, PersonalDataErased, make_envelope
+from shared.events import (
+    FollowUpTaskOverdue,
+    LeadRecaptured,
+    LeadScored,
+    LeadStageChanged,
+    PersonalDataErased,
+    make_envelope,
+)
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -121,3 +128,52 @@ def test_a_second_capture_of_a_known_lead_restates_nothing():
 def test_a_lead_never_captured_has_no_view():
     stray = History().claim(at(10), "rep-1").follow_up(at(20), "rep-1", "contacted")
     assert fold_customer(payloads(stray), stray.lead_id) is None
+
+
+def stage_moved(history: History, when: datetime, from_stage: str, to_stage: str, rep: str | None) -> History:
+    return add(history, LeadStageChanged(lead_id=history.lead_id, from_stage=from_stage, to_stage=to_stage, rep_id=rep), when)
+
+
+def test_histories_are_in_the_order_things_happened_not_in_topic_order():
+    """followup's new → assigned, dated at the claim, lands on the topic after assignment's later release."""
+    h = History().capture(at(0)).claim(at(1), "rep-1").release(at(2), "rep-1")
+    stage_moved(h, at(1), "new", "assigned", "rep-1")
+    view = fold_customer(payloads(h), h.lead_id)
+    assert [(s.stage, s.at) for s in view.stage_history] == [("new", at(0)), ("assigned", at(1)), ("new", at(2))]
+    assert view.stage == "new" and view.owner is None
+    assert fold_customer(payloads(h), h.lead_id, as_of=at(1.5)).stage == "assigned"
+
+
+def test_the_view_does_not_depend_on_the_order_events_were_published_in():
+    h = lifecycle()
+    shuffled = History(h.lead_id)
+    shuffled.events = list(reversed(h.events))
+    in_order, reversed_order = fold_customer(payloads(h), h.lead_id), fold_customer(payloads(shuffled), h.lead_id)
+    assert reversed_order == in_order
+    assert [o.rep_id for o in reversed_order.ownership_history] == ["rep-1", "rep-2"]
+    assert reversed_order.ownership_history[0].released_at == at(120)
+
+
+def test_a_move_by_the_former_owner_after_a_reassignment_does_not_change_the_stage():
+    """The race: followup accepted rep-1's follow-up before it consumed the reassignment to rep-2; then, consuming
+    it, it went back to new and to assigned for rep-2. assignment ends at assigned, and so does the view."""
+    h = History().capture(at(0)).claim(at(1), "rep-1").follow_up(at(2), "rep-1", "contacted")
+    stage_moved(h, at(2), "assigned", "contacted", "rep-1")
+    h.release(at(4), "rep-1", "reassigned").claim(at(4), "rep-2", how="assign")
+    h.follow_up(at(5), "rep-1", "qualified")  # accepted by a followup that had not consumed the reassignment
+    stage_moved(h, at(5), "contacted", "qualified", "rep-1")
+    stage_moved(h, at(4), "qualified", "new", None)
+    stage_moved(h, at(4), "new", "assigned", "rep-2")
+    view = fold_customer(payloads(h), h.lead_id)
+    assert view.stage == "assigned" and view.owner.rep_id == "rep-2"
+    assert [s.stage for s in view.stage_history] == ["new", "assigned", "contacted", "new", "assigned"]
+    assert len(view.follow_ups) == 2  # the contact itself is history all the same
+
+
+def test_a_managers_move_for_the_owner_counts_and_a_close_counts_whoever_recorded_it():
+    h = History().capture(at(0)).claim(at(1), "rep-1").follow_up(at(2), "mgr-1", "qualified")
+    stage_moved(h, at(2), "assigned", "qualified", "rep-1")
+    h.release(at(3), "rep-1").lost(at(4), "rep-1")
+    stage_moved(h, at(4), "qualified", "lost", "rep-1")
+    view = fold_customer(payloads(h), h.lead_id)
+    assert [s.stage for s in view.stage_history] == ["new", "assigned", "qualified", "new", "lost"]

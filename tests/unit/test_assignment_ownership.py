@@ -88,7 +88,7 @@ def test_the_open_lead_limit_refuses_the_next_claim_but_closed_leads_do_not_coun
     with pytest.raises(ClaimLimitReached) as refused:
         claimed(clock, rep)
     assert refused.value.limit == 3
-    leads[0].record_stage(stage="won", rules=RULES)
+    leads[0].record_stage(stage="won", rules=RULES, rep_id="rep-1", at=clock())
     handover.record_progress(leads[0], rep)
     assert rep.open_leads == 2
     claimed(clock, rep)
@@ -125,10 +125,10 @@ def test_no_first_contact_within_the_sla_is_due(clock):
 def test_a_follow_up_moves_the_deadline_to_the_follow_up_sla(clock):
     lead = claimed(clock, Rep(rep_id="rep-1"))
     clock.advance(timedelta(hours=20))
-    lead.record_follow_up(follow_up_id="f1", at=clock(), stage="contacted", rules=RULES)
+    lead.record_follow_up(follow_up_id="f1", at=clock(), stage="contacted", rules=RULES, rep_id="rep-1")
     assert (lead.due_at, lead.due_reason) == (clock() + timedelta(days=7), "no_follow_up")
     clock.advance(timedelta(days=6))
-    lead.record_follow_up(follow_up_id="f2", at=clock(), stage="qualified", rules=RULES)
+    lead.record_follow_up(follow_up_id="f2", at=clock(), stage="qualified", rules=RULES, rep_id="rep-1")
     clock.advance(timedelta(days=7) - timedelta(seconds=1))
     assert lead.due_release(clock()) is None
     clock.advance(timedelta(seconds=1))
@@ -158,7 +158,7 @@ def test_protection_ends_without_a_win_even_with_regular_follow_ups(clock):
     lead = claimed(clock, Rep(rep_id="rep-1"))
     for _ in range(5):
         clock.advance(timedelta(days=6))
-        lead.record_follow_up(follow_up_id=str(uuid.uuid4()), at=clock(), stage="contacted", rules=RULES)
+        lead.record_follow_up(follow_up_id=str(uuid.uuid4()), at=clock(), stage="contacted", rules=RULES, rep_id="rep-1")
     assert lead.due_reason == "protection_expired"
     assert lead.due_release(START + timedelta(days=30) - timedelta(seconds=1)) is None
     assert lead.due_release(START + timedelta(days=30)) == "protection_expired"
@@ -166,22 +166,22 @@ def test_protection_ends_without_a_win_even_with_regular_follow_ups(clock):
 
 def test_reaching_quoted_extends_protection_once(clock):
     lead = claimed(clock, Rep(rep_id="rep-1"))
-    lead.record_stage(stage="quoted", rules=RULES)
+    lead.record_stage(stage="quoted", rules=RULES, rep_id="rep-1", at=clock())
     assert lead.protected_until == START + timedelta(days=60)
-    lead.record_stage(stage="negotiating", rules=RULES)
-    lead.record_follow_up(follow_up_id="f", at=clock(), stage="negotiating", rules=RULES)
+    lead.record_stage(stage="negotiating", rules=RULES, rep_id="rep-1", at=clock())
+    lead.record_follow_up(follow_up_id="f", at=clock(), stage="negotiating", rules=RULES, rep_id="rep-1")
     assert lead.protected_until == START + timedelta(days=60)
 
 
 def test_a_new_owner_gets_a_fresh_protection_and_extension(clock):
     first = Rep(rep_id="rep-1")
     lead = claimed(clock, first)
-    lead.record_stage(stage="quoted", rules=RULES)
+    lead.record_stage(stage="quoted", rules=RULES, rep_id="rep-1", at=clock())
     handover.release(lead, first, reason="manual", now=clock(), rules=RULES)
     assert lead.stage == "new"
     handover.claim(lead, Rep(rep_id="rep-2"), how="claim", now=clock(), rules=RULES)
     assert lead.protected_until == START + timedelta(days=30)
-    lead.record_stage(stage="quoted", rules=RULES)
+    lead.record_stage(stage="quoted", rules=RULES, rep_id="rep-2", at=clock())
     assert lead.protected_until == START + timedelta(days=60)
 
 
@@ -189,22 +189,22 @@ def test_a_new_owner_gets_a_fresh_protection_and_extension(clock):
 def test_won_and_lost_leads_are_never_due_and_cannot_be_claimed_or_released_by_hand(clock, final):
     rep = Rep(rep_id="rep-1")
     lead = claimed(clock, rep)
-    lead.record_stage(stage=final, rules=RULES)
+    lead.record_stage(stage=final, rules=RULES, rep_id="rep-1", at=clock())
     clock.advance(timedelta(days=365))
     assert lead.due_release(clock()) is None and lead.due_at is None
     with pytest.raises(LeadClosed):
         lead.release(reason="manual", now=clock(), rules=RULES)
     with pytest.raises(LeadClosed):
         handover.claim(lead, Rep(rep_id="rep-2"), how="claim", now=clock(), rules=RULES)
-    lead.record_stage(stage="negotiating", rules=RULES)
+    lead.record_stage(stage="negotiating", rules=RULES, rep_id="rep-1", at=clock())
     assert lead.stage == final
 
 
 def test_stages_only_move_forward(clock):
     lead = claimed(clock, Rep(rep_id="rep-1"))
-    lead.record_stage(stage="qualified", rules=RULES)
+    lead.record_stage(stage="qualified", rules=RULES, rep_id="rep-1", at=clock())
     lead.collect_events()
-    lead.record_stage(stage="contacted", rules=RULES)
+    lead.record_stage(stage="contacted", rules=RULES, rep_id="rep-1", at=clock())
     assert lead.stage == "qualified"
     assert event_names(lead) == []
 
@@ -258,3 +258,57 @@ def test_offboarding_is_refused_before_anything_moves_when_the_target_lacks_room
     target.offboard(at=clock(), offboarded_by="mgr")
     with pytest.raises(RepOffboarded):
         handover.check_offboarding(leaving, target, RULES)
+
+
+# --- who owns the stage: assignment; followup's moves count for the ownership they were made in ----------
+
+
+def test_a_move_by_a_former_owner_after_the_release_leaves_the_pool_lead_new(clock):
+    """The race: followup accepted rep-1's follow-up just before it consumed the release."""
+    rep = Rep(rep_id="rep-1")
+    lead = claimed(clock, rep)
+    handover.release(lead, rep, reason="manual", now=clock(), rules=RULES)
+    clock.advance(timedelta(milliseconds=50))
+    lead.record_follow_up(follow_up_id="late", at=clock(), stage="qualified", rules=RULES, rep_id="rep-1")
+    lead.record_stage(stage="qualified", rules=RULES, rep_id="rep-1", at=clock())
+    assert (lead.owner, lead.stage) == (None, "new")
+
+
+def test_a_move_from_before_the_release_consumed_after_it_leaves_the_lead_new(clock):
+    rep = Rep(rep_id="rep-1")
+    lead = claimed(clock, rep)
+    contacted_at = clock() + timedelta(minutes=5)
+    handover.release(lead, rep, reason="manual", now=clock() + timedelta(minutes=6), rules=RULES)
+    lead.record_stage(stage="contacted", rules=RULES, rep_id="rep-1", at=contacted_at)
+    assert lead.stage == "new"
+
+
+def test_a_move_by_the_former_owner_after_a_reassignment_does_not_move_the_new_owners_lead(clock):
+    first, second = Rep(rep_id="rep-1"), Rep(rep_id="rep-2")
+    lead = claimed(clock, first)
+    handover.assign(lead, first, second, now=clock(), rules=RULES, assigned_by="mgr-1")
+    clock.advance(timedelta(seconds=1))  # after the reassignment, by a followup that had not consumed it yet
+    lead.record_stage(stage="qualified", rules=RULES, rep_id="rep-1", at=clock())
+    assert (lead.owner, lead.stage) == ("rep-2", "assigned")
+    lead.record_stage(stage="qualified", rules=RULES, rep_id="rep-2", at=clock())
+    assert lead.stage == "qualified"
+
+
+def test_followups_echo_of_a_claim_after_the_release_does_not_move_the_pool_lead(clock):
+    """followup publishes new → assigned when it consumes a claim; it may land after assignment's release."""
+    rep = Rep(rep_id="rep-1")
+    lead = claimed(clock, rep)
+    claimed_at = clock()
+    clock.advance(timedelta(seconds=1))
+    handover.release(lead, rep, reason="manual", now=clock(), rules=RULES)
+    lead.record_stage(stage="assigned", rules=RULES, rep_id="rep-1", at=claimed_at)
+    assert lead.stage == "new"
+
+
+@pytest.mark.parametrize("final", ["won", "lost"])
+def test_won_and_lost_count_whoever_recorded_them_as_followup_never_takes_them_back(clock, final):
+    rep = Rep(rep_id="rep-1")
+    lead = claimed(clock, rep)
+    handover.release(lead, rep, reason="manual", now=clock(), rules=RULES)
+    lead.record_stage(stage=final, rules=RULES, rep_id="rep-1", at=clock() + timedelta(seconds=1))
+    assert (lead.owner, lead.stage, lead.closed) == (None, final, True)

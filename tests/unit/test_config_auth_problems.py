@@ -4,14 +4,17 @@ import time
 from datetime import timedelta
 from typing import Annotated
 
+import jwt
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
+from shared import logs
 from shared.auth import CurrentPrincipal, Principal, authorize, mint_token, require_roles, verify_token
 from shared.config import DEV_JWT_SECRET, ForeignSetting, ServiceSettings, parse_duration, refuse_foreign_settings
 from shared.problems import Problem, install_problem_handlers
+from shared.service import ObserveRequests
 
 
 @pytest.mark.parametrize(
@@ -202,3 +205,30 @@ def test_an_unreachable_database_is_answered_503_with_retry_after_not_500():
     assert down.headers["retry-after"] == "2"
     assert down.json()["type"] == "urn:leadflow:problem:service-unavailable"
     assert client.get("/bug").status_code == 500
+
+
+@pytest.mark.parametrize(
+    "sub, role",
+    [("rep\x00-1", "rep"), ("rep-\u202e1", "rep"), ("rep\n1", "rep"), ("rep-1", "rep\x00"), ("mgr-1", "manager\u2066")],
+)
+def test_a_token_whose_claims_are_not_clean_text_gets_401(sub, role):
+    """The subject is recorded as the actor of what the caller does (rep_id, captured_by), in events kept forever."""
+    r = make_client().get(
+        "/me",
+        headers={"Authorization": f"Bearer {jwt.encode({'sub': sub, 'role': role, 'exp': time.time() + 60}, DEV_JWT_SECRET)}"},
+    )
+    assert r.status_code == 401 and r.json()["type"] == "urn:leadflow:problem:unauthorized"
+
+
+def test_a_correlation_id_that_is_not_clean_text_is_replaced():
+    app = FastAPI()
+    app.add_middleware(ObserveRequests, service="test")
+
+    @app.get("/cid")
+    def cid() -> dict:
+        return {"cid": logs.correlation_id.get()}
+
+    client = TestClient(app)
+    assert client.get("/cid", headers={"x-correlation-id": "req-42"}).json() == {"cid": "req-42"}
+    replaced = client.get("/cid", headers={"x-correlation-id": b"req\x85\x9b42"})
+    assert replaced.json()["cid"] != "req\x85\x9b42" and replaced.headers["x-correlation-id"] == replaced.json()["cid"]

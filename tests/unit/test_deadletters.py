@@ -3,7 +3,9 @@ letter carries, and that an outage parks nothing."""
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -153,3 +155,21 @@ def test_a_record_too_large_for_the_database_is_parked_not_taken_for_an_outage()
     assert isolate(3, apply, log.park, psycopg.errors.ProgramLimitExceeded("first"), sleep=lambda _: None) == 2
     assert log.applied == ["a", "b"] and [item for item, _ in log.parked] == ["huge"]
     assert not transient(psycopg.errors.ProgramLimitExceeded("too large"))
+
+
+def test_every_consumer_and_projector_a_service_builds_can_park():
+    """Tools and tests may build a TopicConsumer or a projector that cannot park; a service never does."""
+    root = Path(__file__).resolve().parents[2] / "services"
+    needs = {"TopicConsumer": "dead_letters", "Projector": "parking", "TaskBoardProjector": "parking"}
+    built = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in needs:
+                built.append(node.func.id)
+                given = {keyword.arg for keyword in node.keywords}
+                assert needs[node.func.id] in given, (
+                    f"{path.relative_to(root.parent)}:{node.lineno} builds {node.func.id} without it"
+                )
+                if node.func.id == "TopicConsumer":
+                    assert "worker" in given, f"{path.relative_to(root.parent)}:{node.lineno} names no worker"
+    assert sorted(set(built)) == sorted(needs), "the check found what it checks"

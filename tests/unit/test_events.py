@@ -100,6 +100,50 @@ def test_extra_fields_are_kept_for_forward_compatibility():
     assert envelope.model_extra == {"traceparent": "00-abc"}
 
 
+def captured_record(**data: object) -> dict:
+    payload = ev.LeadCaptured(
+        lead_id="lead-1", name="李四", phone="+8613800138000", source="web_form", score=40, grade="B", captured_by="crm"
+    )
+    raw = orjson.loads(encode(make_envelope(payload, service="intake", time=NOW)))
+    raw["data"].update(data)
+    return raw
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda e: e["data"].update(name="李\x00四"),
+        lambda e: e["data"].update(company="\u202eACME"),
+        lambda e: e["data"].update(tags=["vip", "x\x1b[2J"]),
+        lambda e: e["data"].update(contacts=[{"name": "王\x85五", "role": "user"}]),
+        lambda e: e["data"].update(contacts=[{"name": "王五", "role": "user", "note": "\u2067"}]),
+        lambda e: e["data"].update(needs="fine\nbut \x07 rings"),
+        lambda e: e["data"].update(score_reasons=[{"rule": "industry", "matched": "\u2066x"}]),
+        lambda e: e["data"].update(region="华东\n"),  # a single-line field
+        lambda e: e["data"].update(added_later={"nested": ["\x00"]}),  # a field this consumer does not know
+        lambda e: e["data"].update({"added\x00name": 1}),
+        lambda e: e.update(correlationid="req\x9b1"),
+        lambda e: e.update(traceparent="00-\x00"),  # a CloudEvents extension attribute
+    ],
+)
+def test_text_no_edge_would_accept_fails_the_contract_on_consume(mutate):
+    """A foreign producer writing straight to the topic cannot make a consumer record what the API refuses."""
+    raw = captured_record()
+    mutate(raw)
+    with pytest.raises(InvalidEvent):
+        decode(orjson.dumps(raw))
+
+
+def test_free_text_fields_of_an_event_keep_their_line_breaks():
+    _, payload = decode(orjson.dumps(captured_record(needs="MES 一期\r\n\t二期", added_note="two\nlines")))
+    assert payload.needs == "MES 一期\r\n\t二期" and payload.model_extra == {"added_note": "two\nlines"}
+
+
+def test_text_no_edge_would_accept_is_refused_on_produce():
+    with pytest.raises(ValueError, match="U\\+0000"):
+        LeadClaimed(lead_id="lead-1", rep_id="eco\x00rep", how="assign", protected_until=NOW)
+
+
 def test_old_schema_versions_are_upcast(monkeypatch):
     # Pretend LeadReleased v2 renamed "why" (v1) to "reason"; a v1 record on the topic still reads.
     monkeypatch.setitem(ev.CURRENT_VERSION, "LeadReleased", 2)
@@ -148,3 +192,22 @@ def test_published_schema_validates_a_real_event():
     assert set(schema["required"]) <= set(raw)
     data_schema = schema["$defs"]["LeadClaimed"]
     assert set(data_schema["required"]) <= set(raw["data"])
+
+
+def test_a_directory_event_is_keyed_by_the_person_and_round_trips():
+    from shared.events import LEAD_EVENT_TYPES, RepJoined, TeamChanged
+
+    envelope = make_envelope(TeamChanged(rep_id="li.lei", team="east", manager="mgr-east"), service="console", time=NOW)
+    assert envelope.subject == "li.lei"
+    _, payload = decode(encode(envelope))
+    assert isinstance(payload, TeamChanged) and payload.key == "li.lei" and not hasattr(payload, "lead_id")
+    assert "RepJoined" not in LEAD_EVENT_TYPES and "LeadCaptured" in LEAD_EVENT_TYPES
+    forged = encode(envelope).replace(b'"subject":"li.lei"', b'"subject":"someone-else"')
+    with pytest.raises(InvalidEvent, match="subject"):
+        decode(forged)
+    with pytest.raises(InvalidEvent):
+        decode(
+            encode(make_envelope(RepJoined(rep_id="x", display_name="X", role="rep"), service="c", time=NOW)).replace(
+                b'"role":"rep"', b'"role":"boss"'
+            )
+        )

@@ -6,7 +6,7 @@ import pytest
 from eventsourcing.application import Application
 
 from services.followup.domain.contact import Actor, Contact
-from services.followup.domain.errors import InvalidFollowUp, NoOwner, NotOwner, TaskNotFound, TaskNotOpen
+from services.followup.domain.errors import FormerOwner, InvalidFollowUp, NoOwner, NotOwner, TaskNotFound, TaskNotOpen
 from services.followup.domain.lead_file import LeadFile
 from services.followup.domain.pipeline import StageMoveForbidden
 from shared.clock import LATEST
@@ -81,6 +81,17 @@ def test_only_the_owner_or_a_manager_may_log_and_nothing_is_recorded_otherwise()
     assert file.collect_events() == []
     file.log_follow_up(actor=MANAGER, contact=Contact("phone", "covering"), at=c(), rules=RULES, trace=TRACE)
     assert file.follow_ups[-1]["rep_id"] == "m-1"
+
+
+def test_once_the_release_is_seen_the_former_owner_is_refused_as_not_the_owner():
+    file, c = claimed()
+    file.release(REP.actor_id, "manual", c(), TRACE)
+    file.collect_events()
+    with pytest.raises(FormerOwner):
+        file.log_follow_up(actor=REP, contact=Contact("phone", "x"), at=c(), rules=RULES, trace=TRACE)
+    with pytest.raises(NoOwner):
+        file.log_follow_up(actor=Actor("rep-2"), contact=Contact("phone", "x"), at=c(), rules=RULES, trace=TRACE)
+    assert file.collect_events() == []
 
 
 def test_an_unowned_lead_cannot_be_worked():

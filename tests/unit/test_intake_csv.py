@@ -1,10 +1,14 @@
 """Reading lead CSV files as streams: encodings, headers, quoting, broken rows, chunk boundaries."""
 
 import csv
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 
+from services.intake.app import Captured
 from services.intake.csv_rows import MAX_LINE, CsvLeadReader, InvalidCsv, decode, lines
+from services.intake.imports import import_csv
 
 BOM = b"\xef\xbb\xbf"
 MESSY = (
@@ -96,3 +100,46 @@ def test_an_unterminated_quote_or_endless_line_is_bounded_and_reported_not_fatal
     assert rows[-1].errors and rows[-1].errors[0]["field"] == "row"
     endless = list(lines(["x" * 64 * 1024] * (3 * MAX_LINE // (64 * 1024))))
     assert max(map(len, endless)) <= MAX_LINE + 64 * 1024 and sum(map(len, endless)) == 3 * MAX_LINE
+
+
+class RecordingApp:
+    """Stands in for IntakeApplication: keeps what an import would record."""
+
+    def __init__(self) -> None:
+        self.recorded: list = []
+
+    def capture_many(self, leads, *, now, correlation_id=None):
+        self.recorded.extend(leads)
+        return [Captured(uuid.uuid4(), 0, "C", []) for _ in leads]
+
+
+def test_a_cell_whose_text_is_refused_makes_its_row_invalid_naming_the_column_and_nothing_of_it_is_recorded():
+    data = (
+        "姓名,手机,公司,职位,需求,标签\r\n"
+        '张三,\t13800138000 ,甲公司,采购总监,"一期 MES\n二期 WMS",VIP\r\n'  # padding around a cell is layout
+        "李\x00四,13900139000,乙公司,,,\r\n"
+        "王五,13700137000,\u202e司公丙,,,\r\n"
+        '赵六,13600136000,丁公司,"采购\n总监",,\r\n'  # a line break inside a single-line column
+        "钱七,13500135000,戊公司,,,\x1b[31mVIP\r\n"
+        "孙八,13400134000,己公司,,需求\x85,\r\n"
+    ).encode()
+    app = RecordingApp()
+    report = import_csv(
+        app,
+        CsvLeadReader([data]),
+        default_region="CN",
+        captured_by="ops",
+        role="manager",
+        clock=lambda: datetime.now(UTC),
+        chunk_rows=100,
+    )
+    assert [(row["row"], [e["field"] for e in row["errors"]]) for row in report.invalid] == [
+        (3, ["name"]),
+        (4, ["company"]),
+        (5, ["title"]),
+        (6, ["tags.0"]),
+        (7, ["needs"]),
+    ]
+    assert "U+0000" in report.invalid[0]["errors"][0]["message"]
+    assert report.created == 1 and [lead.name for lead in app.recorded] == ["张三"]
+    assert app.recorded[0].phone == "+8613800138000"

@@ -191,3 +191,23 @@ def test_throttle_lets_one_line_through_per_interval_and_counts_the_rest():
     clock.now += 31
     assert throttle.allow("kafka-down")
     assert throttle.suppressed("kafka-down") == 2
+
+
+def test_a_repeated_warning_is_logged_once_per_interval_saying_how_many_were_held_back():
+    import logging
+
+    from shared.logs import RepeatFilter
+
+    clock = Clock()
+    repeats = RepeatFilter(interval=30.0, clock=clock)
+
+    def record(msg: str, level: int = logging.ERROR) -> logging.LogRecord:
+        return logging.LogRecord("aiokafka", level, __file__, 1, msg, ("node 1",), None)
+
+    assert repeats.filter(record("Unable connect to %s"))
+    assert not any(repeats.filter(record("Unable connect to %s")) for _ in range(50))
+    assert repeats.filter(record("another failure %s"))
+    assert repeats.filter(record("info is never held %s", logging.INFO))
+    clock.now += 31
+    again = record("Unable connect to %s")
+    assert repeats.filter(again) and again.suppressed == 50

@@ -190,10 +190,28 @@ class Ownership(Aggregate):
 
     # --- progress learnt from the topic --------------------------------------------------------
 
-    def record_follow_up(self, *, follow_up_id: str, at: datetime, stage: str, rules: OwnershipRules) -> None:
-        """A follow-up restarts the follow-up clock of the current ownership (if it happened during it)."""
+    def moves_stage(self, stage: str, rep_id: str | None, at: datetime) -> bool:
+        """Whether followup's move to ``stage``, made in ``rep_id``'s ownership at ``at``, is the lead's stage now.
+
+        assignment owns the stage: a claim makes it ``assigned``, a release ``new`` again. followup's moves
+        count for the ownership they were made in: one by a former owner (made before the release, or after
+        it by a followup that had not consumed the release yet) does not move a lead that changed hands
+        since; followup, consuming that release, goes back to ``new`` too. ``won`` and ``lost`` count
+        whoever recorded them: they are final everywhere, so followup never takes them back either."""
+        if not is_forward(self.stage, stage):
+            return False
+        if stage in CLOSED_STAGES:
+            return True
+        return self.owner is not None and rep_id == self.owner and self.claimed_at is not None and at >= self.claimed_at
+
+    def record_follow_up(
+        self, *, follow_up_id: str, at: datetime, stage: str, rules: OwnershipRules, rep_id: str | None = None
+    ) -> None:
+        """A follow-up restarts the follow-up clock of the current ownership (if it happened during it), and
+        moves the stage if it was the owner's (:meth:`moves_stage`; a manager's moves come as LeadStageChanged)."""
         during_ownership = self.owner is not None and self.claimed_at is not None and at >= self.claimed_at
-        if not during_ownership and not is_forward(self.stage, stage):
+        stage = stage if self.moves_stage(stage, rep_id, at) else self.stage
+        if not during_ownership and stage == self.stage:
             return
         last_contact = self.last_contact_at
         contact_due = self.contact_due
@@ -219,8 +237,9 @@ class Ownership(Aggregate):
         self.last_contact_at = last_contact_at
         self._apply_progress(stage, protected_until, extended, contact_due_at, contact_due_reason, due_at, due_reason)
 
-    def record_stage(self, *, stage: str, rules: OwnershipRules) -> None:
-        if is_forward(self.stage, stage):
+    def record_stage(self, *, stage: str, rules: OwnershipRules, rep_id: str | None, at: datetime) -> None:
+        """followup moved the lead to ``stage`` in ``rep_id``'s ownership at ``at`` (see :meth:`moves_stage`)."""
+        if self.moves_stage(stage, rep_id, at):
             self._stage_reached(**self._progress(stage, self.contact_due, rules))
 
     @event("StageReached")

@@ -7,6 +7,10 @@ class NotOwner(PermissionError):
     """Only the lead's owner (or a manager/admin) may do this."""
 
 
+class FormerOwner(NotOwner):
+    """The lead was released from this rep (followup has seen it): they no longer work it."""
+
+
 class NoOwner(ValueError):
     """Nobody owns the lead: it must be claimed before it is worked."""
 

@@ -30,7 +30,7 @@ from services.followup.domain.cadence import (
     tasks_on_entering,
 )
 from services.followup.domain.contact import Actor, Contact, Logged, check_contact
-from services.followup.domain.errors import NoOwner, NotOwner, TaskNotFound, TaskNotOpen
+from services.followup.domain.errors import FormerOwner, NoOwner, NotOwner, TaskNotFound, TaskNotOpen
 from services.followup.domain.pipeline import is_open, stage_after_contact
 from services.followup.domain.tasks import Task
 from shared.events import Channel, Grade, Stage
@@ -57,6 +57,7 @@ class LeadFile(Aggregate):
         self.stage: Stage = "new"
         self.owner: str | None = None
         self.owner_since: datetime | None = None
+        self.released_from: str | None = None  # the last owner, once the lead went back to the pool
         self.follow_ups: list[dict[str, Any]] = []
         self.stage_history: list[dict[str, Any]] = []
         self.tasks: dict[str, Task] = {}
@@ -97,6 +98,8 @@ class LeadFile(Aggregate):
 
     def log_follow_up(self, *, actor: Actor, contact: Contact, at: datetime, rules: Rules, trace: Trace) -> Logged:
         """Record a contact: it completes the lead's pending tasks, may move the stage, and plans what is next."""
+        if self.owner is None and actor.actor_id == self.released_from and not actor.supervisor:
+            raise FormerOwner("The lead was released from you; it is in the public pool now.")
         if self.owner is None:
             raise NoOwner("Nobody owns this lead; it must be claimed before follow-ups are logged.")
         if actor.actor_id != self.owner and not actor.supervisor:
@@ -234,6 +237,7 @@ class LeadFile(Aggregate):
     def _released(self, *, rep_id: str, reason: str, at: datetime, trace: Trace) -> None:
         self.owner = None
         self.owner_since = None
+        self.released_from = rep_id
 
     @event("StageChanged")
     def _stage_changed(

@@ -19,10 +19,10 @@ from services.intake.capture import InvalidLead, parse_lead
 from services.intake.csv_rows import CsvLeadReader, InvalidCsv
 from services.intake.domain import NewLead
 from services.intake.imports import ImportReport, import_csv
-from shared.clock import system_clock
 from shared.logs import correlation_id
 from shared.metrics import COMMANDS
 from shared.problems import Problem, validation_problem
+from shared.service import AppClock, Now
 
 router = APIRouter(tags=["leads"])
 
@@ -41,6 +41,7 @@ def capture_batch(
     app: App,
     settings: Settings,
     principal: Capturer,
+    now: Now,
 ) -> list[BatchItemOut]:
     if len(items) > settings.intake_max_batch_items:
         raise validation_problem([{"field": "body", "message": f"at most {settings.intake_max_batch_items} items per batch"}])
@@ -54,7 +55,7 @@ def capture_batch(
             continue
         valid.append((index, new))
     try:
-        outcomes = app.capture_many([new for _, new in valid], now=system_clock(), correlation_id=correlation_id.get())
+        outcomes = app.capture_many([new for _, new in valid], now=now, correlation_id=correlation_id.get())
     except Contention as exc:
         raise Problem(503, "contention", f"{exc}; try again.", headers={"Retry-After": "1"}) from None
     for (index, _), outcome in zip(valid, outcomes, strict=True):
@@ -111,6 +112,7 @@ async def import_leads(
     settings: Settings,
     principal: Capturer,
     request: Request,
+    clock: AppClock,
     row_offset: Annotated[int, Query(ge=0, description="Added to row numbers (for a file sent in pieces)")] = 0,
 ) -> ImportOut:
     limit = settings.intake_max_import_bytes
@@ -121,7 +123,7 @@ async def import_leads(
     if charset is not None:
         try:
             codecs.lookup(charset)
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: a NUL in the name
             raise Problem(415, "unsupported-media-type", f"Unknown charset {charset!r}; send UTF-8 or GB18030.") from None
     progress = ImportReport()
 
@@ -133,7 +135,7 @@ async def import_leads(
             default_region=settings.default_region,
             captured_by=principal.sub,
             role=principal.role,
-            clock=system_clock,
+            clock=clock,
             chunk_rows=settings.intake_import_chunk_rows,
             row_offset=row_offset,
             correlation_id=correlation_id.get(),

@@ -13,10 +13,10 @@ from services.intake.api.schemas import CaptureOut, LeadOut, ScoreOut, SignalIn
 from services.intake.app import Contention, Duplicate, LeadNotFound
 from services.intake.capture import ClaimNotAllowed, InvalidLead, LeadIn, prepare
 from services.intake.domain import UnknownSignal
-from shared.clock import system_clock
 from shared.logs import correlation_id
 from shared.metrics import COMMANDS
 from shared.problems import Problem, validation_problem
+from shared.service import Now
 
 router = APIRouter(tags=["leads"])
 
@@ -75,12 +75,10 @@ def get_lead(lead_id: UUID, app: App, principal: Reader) -> LeadOut:
     summary="Record a behaviour signal; the lead is re-scored",
     dependencies=[JSON_BODY],
 )
-def record_signal(lead_id: UUID, body: SignalIn, app: App, principal: Capturer) -> ScoreOut:
+def record_signal(lead_id: UUID, body: SignalIn, app: App, principal: Capturer, now: Now) -> ScoreOut:
     signal = body.signal.strip()
     try:
-        rescored = app.record_signal(
-            lead_id, signal, recorded_by=principal.sub, now=system_clock(), correlation_id=correlation_id.get()
-        )
+        rescored = app.record_signal(lead_id, signal, recorded_by=principal.sub, now=now, correlation_id=correlation_id.get())
     except LeadNotFound:
         raise Problem(404, "lead-not-found", f"No lead {lead_id}.") from None
     except UnknownSignal:

@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from shared.text import SingleLine
+
 
 class FieldError(BaseModel):
     field: str
@@ -52,7 +54,7 @@ class ImportOut(BaseModel):
 class SignalIn(BaseModel):
     """A behaviour signal, e.g. ``viewed_pricing``, ``downloaded_whitepaper``, ``attended_webinar``, ``requested_demo``."""
 
-    signal: str = Field(min_length=1, max_length=100, examples=["requested_demo"])
+    signal: SingleLine = Field(min_length=1, max_length=100, examples=["requested_demo"])
 
 
 class Reason(BaseModel):
