@@ -9,8 +9,10 @@ import random
 import string
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import psycopg
 import pytest
+from aiokafka import AIOKafkaProducer
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
@@ -19,9 +21,9 @@ from services.analytics.consumers import instance_consumer
 from services.analytics.domain import fold_customer
 from services.analytics.projections import REGISTRY
 from services.analytics.queries import Queries
-from services.analytics.synthetic import History, publish
+from services.analytics.synthetic import History
 from services.analytics.tracking import InstanceWriter
-from shared.events import LeadClaimed, make_envelope
+from shared.events import LeadClaimed, encode, kafka_headers, make_envelope
 from tests.integration.test_analytics_read_models import analytics_schema, settings  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
@@ -42,24 +44,49 @@ def rows_of(database_url: str, instance: str, lead_id: str) -> dict[str, int]:
     return found
 
 
+def record_of(envelope) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    return envelope.subject.encode(), encode(envelope), kafka_headers(envelope)
+
+
+def with_nul(record: tuple[bytes, bytes, list[tuple[str, bytes]]]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    key, value, headers = record
+    parsed = orjson.loads(value)
+    parsed["data"]["rep_id"] = "eco\x00rep"
+    return key, orjson.dumps(parsed), headers
+
+
+async def produce(bootstrap: str, topic: str, records) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await producer.send(topic, value, key=key, headers=headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
 async def test_duplicate_captures_strays_and_nul_fields_neither_rewrite_nor_invent_rows(settings):  # noqa: F811
     known = (
         History().capture(at(0), source="trade_show", region="华东").claim(at(1), "rep-1").follow_up(at(2), "rep-1", "contacted")
     )
     again = History(known.lead_id).capture(at(3), source="search_ads", region="华南")  # a new id: intake would never
     stray = History().claim(at(4), "rep-9")  # never captured
+    # A NUL in a field, as a foreign producer could write it (LeadFlow's own models refuse to build it).
     nul = make_envelope(
-        LeadClaimed(lead_id=known.lead_id, rep_id="eco\x00rep", how="claim", protected_until=at(5)),
-        service="assignment",
-        time=at(5),
+        LeadClaimed(lead_id=known.lead_id, rep_id="eco-rep", how="claim", protected_until=at(5)), service="assignment", time=at(5)
     )
     later = History(known.lead_id).follow_up(at(6), "rep-1", "qualified")
     # Valid, but its region is too large for an index row (PostgreSQL's "program limit exceeded", which
     # psycopg reports as an OperationalError, like an outage): parked, not retried forever.
     huge = History().capture(at(7), region="".join(random.Random(5).choices(string.ascii_letters, k=6000)))
     huge.claim(at(8), "rep-3")  # then, its capture parked, the lead is unknown: parked as such, not as a failure
-    events = [*known.events, *again.events, *stray.events, nul, *later.events, *huge.events]
-    await publish(settings.kafka_bootstrap, settings.topic, iter(events))
+    records = [
+        *(record_of(e) for e in [*known.events, *again.events, *stray.events]),
+        with_nul(record_of(nul)),
+        *(record_of(e) for e in [*later.events, *huge.events]),
+    ]
+    await produce(settings.kafka_bootstrap, settings.topic, records)
 
     with ConnectionPool(settings.database_url, min_size=1, max_size=3) as pool:
         catalog = Catalog(pool, settings.analytics_schema)

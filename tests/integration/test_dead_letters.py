@@ -69,6 +69,14 @@ def claim(lead: str, rep: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     return env.subject.encode(), encode(env), kafka_headers(env)
 
 
+def with_nul(record: tuple[bytes, bytes, list[tuple[str, bytes]]]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """The record with a NUL in its rep id, as a foreign producer could write it (LeadFlow's models refuse to)."""
+    key, value, headers = record
+    parsed = orjson.loads(value)
+    parsed["data"]["rep_id"] = "eco\x00rep"
+    return key, orjson.dumps(parsed), headers
+
+
 def schema_invalid(lead: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     key, value, headers = claim(lead, "rep-x")
     record = orjson.loads(value)
@@ -152,7 +160,7 @@ async def test_poison_records_are_parked_with_their_headers_and_everything_after
         "not-json": (lead.encode(), b"\xff{ this is not JSON", [("ce_type", b"LeadClaimed")]),
         "schema": schema_invalid(lead),
         "handler": claim(lead, "rep-broken"),
-        "nul": claim(lead, "eco\x00rep"),
+        "nul": with_nul(claim(lead, "eco-rep")),
     }
     records = [
         *good[:5],
