@@ -132,6 +132,8 @@ class Environment:
         if self.topics:
             with contextlib.suppress(Exception):
                 asyncio.run(delete_topics(self.kafka, self.topics))
+            with contextlib.suppress(Exception):  # the dead-letter topics consumers made, if they parked anything
+                asyncio.run(delete_topics(self.kafka, [f"{topic}.dlq" for topic in self.topics]))
         if self._database_created:
             with (
                 contextlib.suppress(Exception),

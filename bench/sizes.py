@@ -22,6 +22,7 @@ class Sizes:
     freshness_seconds: float = 30.0
     freshness_probes_per_second: float = 2.0
     replay_events: list[int] = field(default_factory=lambda: [100_000, 1_000_000])
+    parking_events: int = 50_000  # consumed with vs without the parking machinery (3 rounds each)
     scaling_leads: list[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
     scaling_window: int = 5_000  # leads captured to measure the per-lead cost at each size
     tick_leads: list[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
@@ -39,6 +40,7 @@ QUICK = Sizes(
     claim_trials=10,
     freshness_seconds=5.0,
     replay_events=[1_000],
+    parking_events=5_000,
     scaling_leads=[3_000, 6_000],
     scaling_window=500,
     tick_leads=[1_000, 5_000],

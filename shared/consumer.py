@@ -5,12 +5,18 @@ PostgreSQL in the same transaction as what applying the events wrote: an eventso
 record per ``topic:partition`` for event-sourced services, a positions table for projections.
 On (re)assignment the consumer seeks to those stored positions. Duplicated events (the relay
 republishes after a crash, with the same CloudEvents ``id``) are ignored by the applying side.
+
+A record the consumer cannot apply is parked, never retried forever (:mod:`shared.deadletters`): one
+that is not a valid event at once; one the handler fails on after bounded retries once bisection has
+shown it is that record (every other record of its batch is applied, once). An outage (a transient
+error) parks nothing: it raises, and the supervisor restarts the consumer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
@@ -22,8 +28,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.deadletters import CONSUMER_REASONS, INVALID_RECORD, error_text
+from shared.deadletters.guard import DeadLetterStore, PollGuard, Refused, Reject
+from shared.deadletters.parking import Parking, transient
 from shared.events import LEAD_EVENT_TYPES, PAYLOADS, AnyPayload, Envelope, InvalidEvent, decode
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_REJECTED, PROJECTION_FRESHNESS
+from shared.retry import HANDLER
 
 if TYPE_CHECKING:
     from shared.positions import TopicPositions
@@ -37,6 +47,8 @@ ADVISORY_COMMIT_INTERVAL = 1.0  # seconds
 # per event, at the cost of at most this wait per hop; a backlog fills the minimum at once.
 FETCH_MIN_BYTES = 64 * 1024
 FETCH_MAX_WAIT_MS = 50
+# How often a consumer looks for parked records someone asked to re-drive (``python -m shared.deadletters retry``).
+REDRIVE_INTERVAL = 2.0  # seconds
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass' __init__ costs several times more, per event
@@ -77,7 +89,9 @@ class PartitionBatch(NamedTuple):
 # Applies what one poll brought (one batch per partition, in partition order: the order in which a handler
 # that locks position rows takes them) and stores each partition's ``next_offset`` atomically with its
 # effects, all partitions in one transaction where it can (what makes a trickle of events cheap); returns
-# how many events it applied (0 for batches applied before).
+# how many events it applied (0 for batches applied before). Raising writes nothing: a transient error is
+# retried, then restarts the consumer; any other error makes the consumer find and park the bad record;
+# :class:`Refused` names the records to park.
 BatchHandler = Callable[[list[PartitionBatch]], int]
 
 
@@ -127,6 +141,9 @@ class TopicConsumer:
         group_id: str,
         load_positions: PositionLoader,
         handle_batch: BatchHandler,
+        worker: str = "consumer",
+        dead_letters: DeadLetterStore | None = None,
+        reasons: tuple[str, ...] = CONSUMER_REASONS,
         batch_size: int = 1000,
         poll_timeout_ms: int = 200,
         partitions: list[int] | None = None,
@@ -137,6 +154,10 @@ class TopicConsumer:
         """``partitions``: read exactly these, without taking part in the group's partition
         assignment (a replay's workers split the topic among themselves up front, so nobody
         waits for a rebalance); None: share the topic with the group's other members.
+        ``worker``: the consumer's name in its service (``consumer``, ``instance-<name>``), in its dead
+        letters and their counter; ``dead_letters``: where it parks and what it re-drives (every service
+        gives one; None, for in-process tools and tests: a record that is not an event is skipped and a
+        handler's failure raises); ``reasons``: those it may park for (counted from 0 from the start).
         ``health``: where the consumer reports progress and lag to its supervisor.
         ``types``: the event types this consumer is for (default: every lead event); records of other
         types (the directory's events) are passed over by their ``ce_type`` header, undecoded.
@@ -144,6 +165,19 @@ class TopicConsumer:
         self.types = frozenset(types)
         self._ignored = {name.encode() for name in PAYLOADS if name not in self.types}
         self.service = service
+        self.worker = worker
+        self.dead_letters = dead_letters
+        self.parking = Parking(service=service, worker=worker, bootstrap=bootstrap, topic=topic, reasons=reasons)
+        self.guard = PollGuard(
+            service=service,
+            worker=worker,
+            topic=topic,
+            handle_batch=handle_batch,
+            load_positions=load_positions,
+            store=dead_letters,
+            parking=self.parking,
+            health=health,
+        )
         self.health = health
         self.positions = positions
         self.partitions = partitions
@@ -170,7 +204,9 @@ class TopicConsumer:
         self._uncommitted: dict[TopicPartition, int] = {}
         self._committed_at = 0.0
         self._started = False
+        self._redrive_at = 0.0
         self.applied = 0
+        self.redriven = 0
 
     async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
         positions = await asyncio.to_thread(self.load_positions, [tp.partition for tp in partitions])
@@ -207,8 +243,13 @@ class TopicConsumer:
         """Poll, decode and apply until stopped. Decoding the next batch overlaps with writing the last one;
         writes stay strictly in order (a batch is handed over only after the previous one is stored)."""
         try:
+            self.parking.bind(asyncio.get_running_loop())
             await self.start()
             while not self._stopping:
+                if time.monotonic() >= self._redrive_at:
+                    await self._settle(wait=True)  # re-driven events are applied between batches, never beside one
+                    await asyncio.to_thread(self._redrive_requested)
+                    self._redrive_at = time.monotonic() + REDRIVE_INTERVAL
                 batches = await self.consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
                 if not batches:
                     await self._settle(wait=False)
@@ -216,12 +257,13 @@ class TopicConsumer:
                         self.health.progressed()  # looked, found nothing waiting
                     continue
                 self._polls_in_hand += 1
+                rejected: list[Reject] = []
                 decoded = [
-                    PartitionBatch(tp.partition, self._decode(tp, records), records[-1].offset + 1)
+                    PartitionBatch(tp.partition, self._decode(tp, records, rejected), records[-1].offset + 1)
                     for tp, records in sorted(batches.items(), key=lambda item: item[0].partition)
                 ]
                 await self._settle(wait=True)
-                self._pending = asyncio.create_task(self._apply_all(decoded))
+                self._pending = asyncio.create_task(self._apply_all(decoded, rejected, batches))
             await self._settle(wait=True)
         finally:
             if self._pending is not None and not self._pending.done():
@@ -231,6 +273,7 @@ class TopicConsumer:
             if self.positions is not None:
                 self.positions.detach(self)
             await self.consumer.stop()
+            await self.parking.close()
 
     async def _settle(self, *, wait: bool) -> None:
         """Wait for the batch being written (or only collect it if done); its failure stops :meth:`run`."""
@@ -238,7 +281,7 @@ class TopicConsumer:
             pending, self._pending = self._pending, None
             await pending
 
-    def _decode(self, tp: TopicPartition, records: list) -> list[Delivered]:
+    def _decode(self, tp: TopicPartition, records: list, rejected: list[Reject]) -> list[Delivered]:
         delivered: list[Delivered] = []
         for record in records:
             if self._ignored and _type_header(record) in self._ignored:
@@ -246,19 +289,17 @@ class TopicConsumer:
             try:
                 envelope, payload = decode(record.value)
             except InvalidEvent as exc:
-                # A poison record must not stop the partition; it is counted, logged and skipped.
+                # A poison record must not stop the partition: it is parked (with the batch, in order).
                 EVENTS_REJECTED.labels(self.service).inc()
-                log.warning(
-                    "skipped invalid record", extra={"partition": tp.partition, "offset": record.offset, "error": str(exc)}
-                )
+                rejected.append(Reject(record, INVALID_RECORD, error_text(exc)))
                 continue
             if envelope.type not in self.types:  # a producer that sent no ce_type header
                 continue
             delivered.append(Delivered(tp.partition, record.offset, envelope, payload, record.value))
         return delivered
 
-    async def _apply_all(self, decoded: list[PartitionBatch]) -> None:
-        self.applied += await asyncio.to_thread(self.handle_batch, decoded)
+    async def _apply_all(self, decoded: list[PartitionBatch], rejected: list[Reject], records: dict) -> None:
+        self.applied += await asyncio.to_thread(self._apply_poll, decoded, rejected, records)
         offsets = {TopicPartition(self.topic, batch.partition): batch.next_offset for batch in decoded}
         if self.positions is not None:
             for batch in decoded:
@@ -281,6 +322,39 @@ class TopicConsumer:
                 await self.consumer.commit(offsets)
             except Exception as exc:
                 log.debug("advisory commit failed", extra={"error": str(exc)})
+
+    def _apply_poll(self, batches: list[PartitionBatch], rejected: list[Reject], records: dict) -> int:
+        return self.guard.apply(batches, rejected, records)
+
+    @property
+    def parked(self) -> int:
+        """Records this consumer parked (recorded in its store)."""
+        return self.guard.parked
+
+    def _redrive_requested(self) -> None:
+        """Apply the parked records someone asked to re-drive, through the same handler's store, once each."""
+        if self.dead_letters is None:
+            return
+        for entry in self.dead_letters.requested(self.worker):
+            try:
+                envelope, payload = decode(entry.value)
+            except InvalidEvent as exc:
+                self.dead_letters.refuse(entry, error_text(exc))
+                continue
+            delivered = Delivered(entry.partition, entry.offset, envelope, payload, entry.value)
+            try:
+                done = HANDLER.call(functools.partial(self.dead_letters.redrive, entry, delivered))
+            except Refused as refused:
+                self.dead_letters.refuse(entry, "; ".join(f"{r}: {why}" for r, why in refused.records.values()))
+            except Exception as exc:
+                if transient(exc):
+                    raise
+                self.dead_letters.refuse(entry, error_text(exc))
+                log.warning("re-drive failed; parked again", extra={"worker": self.worker, "entry": entry.id, "error": str(exc)})
+            else:
+                if done:
+                    self.redriven += 1
+                    log.info("re-drove a parked event", extra={"worker": self.worker, "entry": entry.id})
 
     async def _report_lag(self) -> None:
         total = 0

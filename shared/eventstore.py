@@ -10,7 +10,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, BaseAggregate
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, Tracking
+from eventsourcing.persistence import IntegrityError, Notification, ProcessRecorder, Recording, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.utils import Environment, get_topic
 from psycopg import sql
@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from shared.config import ServiceSettings
 from shared.consumer import Delivered, PartitionBatch, tracking_name
+from shared.deadletters import DeadLetterTable
 
 # Seconds a request waits for a database connection before it is answered 503 (outages fail fast).
 POOL_TIMEOUT = 2
@@ -26,14 +27,18 @@ POOL_TIMEOUT = 2
 
 def read_model_pool(database_url: str, max_size: int, **kwargs: Any) -> ConnectionPool:
     """A connection pool for a service's own tables, with the event store's outage behaviour: connections
-    checked before use, at most ``POOL_TIMEOUT`` s of waiting for one. Opened by the caller."""
+    checked before use, at most ``POOL_TIMEOUT`` s of waiting for one. Opened by the caller.
+
+    Sessions are in UTC whatever the server's or database's ``timezone``: every LeadFlow time is UTC, and
+    a valid time at the end of the calendar (``9999-12-31T23:59:59Z``) read back in a zone east of UTC lies
+    past the year 9999, which psycopg cannot load (a worker reading it would crash)."""
     return ConnectionPool(
         database_url,
         min_size=1,
         max_size=max_size,
         timeout=POOL_TIMEOUT,
         check=ConnectionPool.check_connection,
-        kwargs={"connect_timeout": POOL_TIMEOUT, **kwargs},
+        kwargs={"connect_timeout": POOL_TIMEOUT, "options": "-c TimeZone=UTC", **kwargs},
         open=False,
     )
 
@@ -86,12 +91,18 @@ def eventsourcing_env(settings: ServiceSettings, schema: str, **overrides: str) 
     return env
 
 
+class NotWaiting(Exception):
+    """A dead letter to resolve is no longer waiting to be re-driven (resolved or discarded meanwhile)."""
+
+
 class DedupingProcessRecorder(PostgresProcessRecorder):
     """A process recorder that also remembers the ids of the upstream events it applied.
 
     ``save(..., tracking=t, processed_event_ids=[...])`` writes the ids in the same transaction as
     the events and the tracking record, so an upstream event republished under the same CloudEvents
-    ``id`` at a later offset is recognised and ignored (:meth:`already_processed`).
+    ``id`` at a later offset is recognised and ignored (:meth:`already_processed`). The service's
+    ``dead_letters`` table lives here too: ``dead_letters=[...]`` records parked records with the tracking
+    record that moves past them, ``resolve_dead_letter=id`` marks a re-driven one resolved with its effects.
     """
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
@@ -103,6 +114,8 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
                 sql.Identifier(self.datastore.schema), sql.Identifier(self.processed_table)
             )
         )
+        self.dead_letters = DeadLetterTable(self.datastore.schema)
+        self.sql_create_statements.extend(self.dead_letters.create_statements)
         # One statement for a whole batch of ids, the array sent in binary.
         self._insert_processed = sql.SQL(
             "INSERT INTO {0}.{1} (event_id) SELECT unnest(%b::text[]) ON CONFLICT DO NOTHING"
@@ -147,6 +160,15 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
             # and in pipeline mode a further statement on the same cursor would take that result away.
             with curs.connection.cursor() as ids_cursor:
                 ids_cursor.execute(self._insert_processed, (list(event_ids),))
+        letters = kwargs.get("dead_letters")
+        if letters:
+            with curs.connection.cursor() as letters_cursor:
+                self.dead_letters.insert(letters_cursor, letters)
+        resolved = kwargs.get("resolve_dead_letter")
+        if resolved is not None:
+            with curs.connection.cursor() as resolve_cursor:
+                if not self.dead_letters.resolve(resolve_cursor, resolved):
+                    raise NotWaiting(resolved)  # rolls the whole save back: applied by someone else, or discarded
 
     def existing_originators(self, originator_ids: list[UUID]) -> set[UUID]:
         """Which of these aggregates have any events (one query for a whole batch of look-ups)."""
@@ -158,6 +180,25 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement, (originator_ids,))
             return {row["originator_id"] for row in curs.fetchall()}
+
+    def aggregate_notifications(self, originator_id: UUID | str, up_to: int) -> list[Notification]:
+        """One aggregate's recorded events with their positions in the log, up to position ``up_to``."""
+        statement = sql.SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1}"
+            " WHERE originator_id = %s AND notification_id <= %s ORDER BY notification_id"
+        ).format(sql.Identifier(self.datastore.schema), sql.Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (UUID(str(originator_id)), up_to))
+            return [
+                Notification(
+                    id=row["notification_id"],
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
 
     def already_processed(self, event_ids: list[str]) -> set[str]:
         if not event_ids:

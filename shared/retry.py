@@ -15,14 +15,32 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import psycopg
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
 T = TypeVar("T")
 
 # Transient by nature: a version conflict with a concurrent writer (fresh state may succeed), and
-# I/O that failed on the way (a dropped connection, a timeout). Anything else is a bug or bad data,
-# and trying again would only repeat it.
-TRANSIENT: tuple[type[BaseException], ...] = (IntegrityError, psycopg.OperationalError, OSError, TimeoutError)
+# I/O that failed on the way (a dropped connection, a timeout; a pool timeout is a psycopg
+# OperationalError; eventsourcing re-raises psycopg's as its own). Anything else is a bug or bad data,
+# and trying again would only repeat it: that is what a consumer parks, never one of these.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    IntegrityError,
+    psycopg.OperationalError,
+    OperationalError,
+    InterfaceError,
+    OSError,
+    TimeoutError,
+)
+
+
+def permanent(exc: BaseException) -> bool:
+    """A failure of one of the transient kinds that is the data's fault, and would fail the same way again.
+
+    PostgreSQL's class 54 (program limit exceeded: a value too large for an index row, a statement too
+    complex) arrives as psycopg's OperationalError, as an outage does; retried, a valid event with a huge
+    string would hold its consumer forever instead of being parked. eventsourcing re-raises it as its own."""
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    return isinstance(cause, psycopg.Error) and (cause.sqlstate or "").startswith("54")
 
 
 class GaveUp(Exception):
@@ -54,7 +72,7 @@ class RetryPolicy:
             yield self.delay(failures)
 
     def retryable(self, exc: BaseException) -> bool:
-        return isinstance(exc, self.retry_on)
+        return isinstance(exc, self.retry_on) and not permanent(exc)
 
     def call(self, fn: Callable[[], T], *, sleep: Callable[[float], object] = time.sleep) -> T:
         """``fn()`` until it returns; a failure not in ``retry_on`` propagates at once, the last one as GaveUp."""
@@ -62,6 +80,8 @@ class RetryPolicy:
             try:
                 return fn()
             except self.retry_on as exc:
+                if permanent(exc):
+                    raise
                 if pause is None:
                     raise GaveUp(failures, exc) from exc
                 sleep(pause)
@@ -73,6 +93,8 @@ class RetryPolicy:
             try:
                 return await fn()
             except self.retry_on as exc:
+                if permanent(exc):
+                    raise
                 if pause is None:
                     raise GaveUp(failures, exc) from exc
                 await sleep(pause)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bench.context import Run
 from bench.results import StageResult
-from bench.stages import baselines, capture, claim, freshness, memory, replay, scaling
+from bench.stages import baselines, capture, claim, freshness, memory, parking, replay, scaling
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ def all_stages() -> list[Stage]:
         Stage("claim", ("intake", "assignment"), claim.run_stage),
         Stage("freshness", ("intake", "analytics"), freshness.run_stage),
         Stage("replay", ("analytics",), replay.run_stage),
+        Stage("parking", (), parking.run_stage),
         Stage("scaling-projection", ("analytics",), scaling.projection_stage),
         Stage("scaling-tick", ("assignment",), scaling.tick_stage),
         Stage("memory", (), memory.run_stage),

@@ -1,11 +1,14 @@
-"""One-shot bootstrap of LeadFlow's topic: create it (partitions, retained forever) or verify it.
+"""One-shot bootstrap of LeadFlow's topics: create them (partitions, retained forever) or verify them.
 
 Run once before the services (compose: the ``topic-bootstrap`` service; Kubernetes: the
 ``leadflow-topic-bootstrap`` Job). Idempotent: an existing topic with the expected partition count and
 ``retention.ms=-1`` is left alone. An existing topic that differs is reported and the run fails: adding
 partitions would move leads to other partitions (breaking per-lead order), and shortening retention
 would delete the system's history, so neither is "fixed" silently.
-Exit codes: 0 ready, 1 the topic exists but differs, 2 Kafka not reachable in time.
+The dead-letter topic ``<topic>.dlq`` (what consumers could not apply, ``docs/operations.md`` "Dead
+letters") is created beside it: one partition, retained forever too (a parked record is kept until
+someone re-drives or discards it); its retention is verified, its partition count is not.
+Exit codes: 0 ready, 1 a topic exists but differs, 2 Kafka not reachable in time.
 """
 
 from __future__ import annotations
@@ -60,6 +63,21 @@ async def connect(settings: BootstrapSettings) -> AIOKafkaAdminClient:
             await asyncio.sleep(2)
 
 
+async def described_once_created(admin: AIOKafkaAdminClient, topic: str, timeout: float = 10.0) -> tuple[int, str | None] | None:
+    """:func:`describe` of a topic just created: the broker's metadata shows it (and its leaders) a moment later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = await describe(admin, topic)
+        except KafkaError:
+            if time.monotonic() >= deadline:
+                raise
+            found = None
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(0.2)
+
+
 async def describe(admin: AIOKafkaAdminClient, topic: str) -> tuple[int, str | None] | None:
     """(partition count, retention.ms) of the topic, or None if it does not exist."""
     (metadata,) = await admin.describe_topics([topic])
@@ -73,10 +91,10 @@ async def describe(admin: AIOKafkaAdminClient, topic: str) -> tuple[int, str | N
     return len(metadata["partitions"]), retention
 
 
-async def create(admin: AIOKafkaAdminClient, settings: BootstrapSettings) -> None:
+async def create(admin: AIOKafkaAdminClient, settings: BootstrapSettings, name: str | None = None, partitions: int = 0) -> None:
     topic = NewTopic(
-        settings.topic,
-        settings.topic_partitions,
+        name or settings.topic,
+        partitions or settings.topic_partitions,
         settings.topic_replication_factor,
         topic_configs={"retention.ms": RETAIN_FOREVER},
     )
@@ -97,7 +115,7 @@ async def bootstrap(settings: BootstrapSettings) -> int:
         if found is None:
             await create(admin, settings)
             log.info("topic created", extra={"topic": settings.topic, "partitions": settings.topic_partitions})
-            found = await describe(admin, settings.topic)
+            found = await described_once_created(admin, settings.topic)
         if found is None:
             log.error("topic missing right after it was created", extra={"topic": settings.topic})
             return 1
@@ -114,9 +132,31 @@ async def bootstrap(settings: BootstrapSettings) -> int:
             log.error("topic exists but differs: " + "; ".join(problems), extra={"topic": settings.topic})
             return 1
         log.info("topic ready", extra={"topic": settings.topic, "partitions": partitions, "retention_ms": retention})
-        return 0
+        return await bootstrap_dead_letters(admin, settings)
     finally:
         await admin.close()
+
+
+async def bootstrap_dead_letters(admin: AIOKafkaAdminClient, settings: BootstrapSettings) -> int:
+    dlq = f"{settings.topic}.dlq"  # as shared.deadletters.dlq_topic names it
+    found = await describe(admin, dlq)
+    if found is None:
+        await create(admin, settings, dlq, partitions=1)
+        log.info("dead-letter topic created", extra={"topic": dlq})
+        found = await described_once_created(admin, dlq)
+    if found is None:
+        log.error("dead-letter topic missing right after it was created", extra={"topic": dlq})
+        return 1
+    partitions, retention = found
+    if retention != RETAIN_FOREVER:
+        log.error(
+            f"dead-letter topic exists but retention.ms is {retention}, expected -1 (kafka-configs.sh --alter"
+            f" --entity-type topics --entity-name {dlq} --add-config retention.ms=-1)",
+            extra={"topic": dlq},
+        )
+        return 1
+    log.info("dead-letter topic ready", extra={"topic": dlq, "partitions": partitions, "retention_ms": retention})
+    return 0
 
 
 def main() -> int:

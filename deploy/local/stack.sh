@@ -243,13 +243,20 @@ start_kafka() {
 }
 
 ensure_topic() {
+  create_topic "$TOPIC" "$TOPIC_PARTITIONS"
+  # What consumers could not apply (docs/operations.md, "Dead letters"): one partition, kept forever too.
+  create_topic "$TOPIC.dlq" 1
+}
+
+create_topic() {
+  local name=$1 partitions=$2
   # Fast path: the topic's first partition directory exists in our log dir.
-  [[ -d $KAFKA_DATA/$TOPIC-0 ]] && return 0
-  say "creating topic $TOPIC ($TOPIC_PARTITIONS partitions, RF 1, retention.ms=-1)"
+  [[ -d $KAFKA_DATA/$name-0 ]] && return 0
+  say "creating topic $name ($partitions partitions, RF 1, retention.ms=-1)"
   kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "localhost:$KAFKA_PORT" \
-    --create --if-not-exists --topic "$TOPIC" --partitions "$TOPIC_PARTITIONS" \
+    --create --if-not-exists --topic "$name" --partitions "$partitions" \
     --replication-factor 1 --config retention.ms=-1 >&2 \
-    || die "could not create topic $TOPIC"
+    || die "could not create topic $name"
 }
 
 stop_kafka() {

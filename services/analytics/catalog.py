@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from services.analytics.projections import REGISTRY, Projection
 from services.analytics.projections.base import in_schema
+from shared.deadletters import DeadLetterTable
 
 CATALOG_DDL = (
     "CREATE SCHEMA IF NOT EXISTS {schema}",
@@ -33,6 +34,8 @@ CATALOG_DDL = (
     )""",
 )
 
+# The leads an instance saw captured: only they get rows (services/analytics/tracking.py).
+CAPTURED_LEADS_DDL = "CREATE TABLE IF NOT EXISTS {schema}.captured_leads (lead_id text PRIMARY KEY)"
 # Consumption state of an instance, written in the same transaction as its projections' rows.
 TRACKING_DDL = (
     "CREATE SCHEMA {schema}",
@@ -43,6 +46,7 @@ TRACKING_DDL = (
         PRIMARY KEY (topic, partition)
     )""",
     "CREATE TABLE {schema}.processed_events (event_id text PRIMARY KEY)",
+    CAPTURED_LEADS_DDL,
 )
 
 
@@ -87,6 +91,29 @@ class Catalog:
     def _create_catalog(self, conn: Connection) -> None:
         for statement in CATALOG_DDL:
             conn.execute(self._q(statement))
+        DeadLetterTable(self.schema).create(conn)
+        self._add_captured_leads(conn)
+
+    def _add_captured_leads(self, conn: Connection) -> None:
+        """Instances built before instances knew their captured leads get the table, filled with every lead
+        they hold a row of (lenient: a stray lead that got a row then stays; new strays are refused)."""
+        rows = conn.execute(
+            self._q("""SELECT name FROM {schema}.instances i WHERE state <> 'retired' AND NOT EXISTS
+                (SELECT 1 FROM information_schema.tables t WHERE t.table_schema = i.name AND t.table_name = 'captured_leads')""")
+        ).fetchall()
+        for (name,) in rows:
+            conn.execute(in_schema(CAPTURED_LEADS_DDL, name))
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.columns WHERE table_schema = %s AND column_name = 'lead_id'"
+                " AND table_name <> 'captured_leads'",
+                (name,),
+            ).fetchall()
+            for (table,) in tables:
+                conn.execute(
+                    sql.SQL("INSERT INTO {} (lead_id) SELECT DISTINCT lead_id FROM {} ON CONFLICT DO NOTHING").format(
+                        sql.Identifier(name, "captured_leads"), sql.Identifier(name, table)
+                    )
+                )
 
     def ensure_serving(self) -> None:
         """The catalog, and one serving instance for every registered projection that has none yet

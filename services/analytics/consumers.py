@@ -14,6 +14,7 @@ from services.analytics.catalog import Catalog, Instance
 from services.analytics.config import AnalyticsSettings
 from services.analytics.tracking import InstanceWriter
 from shared.consumer import TopicConsumer
+from shared.deadletters import CONSUMER_REASONS, UNKNOWN_LEAD
 from shared.positions import TopicPositions
 from shared.supervisor import Supervisor, WorkerHealth
 
@@ -30,7 +31,8 @@ def instance_consumer(
 ) -> TopicConsumer:
     """A consumer that applies the topic to the writer's instance; its group is the instance's, so the
     service and a replay CLI following the same instance share the partitions instead of doubling the work.
-    With ``partitions`` it reads just those, outside the group (a replay's workers)."""
+    With ``partitions`` it reads just those, outside the group (a replay's workers). Its worker name is
+    the instance's (``instance-<name>``) in both, so either re-drives the instance's parked events."""
     return TopicConsumer(
         service=SERVICE,
         bootstrap=settings.kafka_bootstrap,
@@ -38,6 +40,9 @@ def instance_consumer(
         group_id=f"{settings.consumer_group(SERVICE)}-{writer.instance.name}",
         load_positions=writer.load_positions,
         handle_batch=writer.handle_batch,
+        worker=writer.worker,
+        dead_letters=writer,
+        reasons=(*CONSUMER_REASONS, UNKNOWN_LEAD),
         batch_size=batch_size,
         partitions=partitions,
         health=health,
@@ -90,7 +95,7 @@ class Followers:
         positions = self._positions.setdefault(instance.name, TopicPositions())
 
         def build(health: WorkerHealth) -> TopicConsumer:
-            writer = InstanceWriter(self.pool, instance, self.settings.topic)
+            writer = InstanceWriter(self.pool, instance, self.settings.topic, self.settings.analytics_schema)
             return instance_consumer(self.settings, writer, self.settings.consumer_batch_size, health=health, positions=positions)
 
         return build

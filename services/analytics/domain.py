@@ -175,19 +175,26 @@ def fold_customer(events: Iterable[Event], lead_id: str, as_of: datetime | None 
     Services publish a lead's events in the order each recorded them, but not in time order across services
     (followup's ``new → assigned``, dated at the claim, may land after assignment's later release), nor always
     within one (an event mirroring an upstream one carries that event's time): the histories are in time order.
-    None when no event of the lead happened by then.
+
+    None when the lead was not captured by then: a lead exists from its ``LeadCaptured`` on, and events of
+    a lead never captured describe nothing anyone can look up. A second ``LeadCaptured`` (a new id for a
+    known lead) restates nothing: the first capture stands. (The writer keeps both from being stored at
+    all, ``services/analytics/tracking.py``; the fold holds to the same rule for what was stored before.)
     """
     view: Customer360 | None = None
     tasks: dict[str, Task] = {}
     for event in sorted(events, key=_time):  # stable: ties keep topic order (one producer's recording order)
         if as_of is not None and event.time > as_of:
             continue
+        if isinstance(event.payload, LeadCaptured) and view is not None and view.captured_at is not None:
+            continue
         if view is None:
             view = Customer360(lead_id=lead_id, as_of=as_of, last_event_at=event.time)
         _apply(view, tasks, event.time, event.payload)
         view.last_event_at = event.time
-    if view is not None:
-        view.open_tasks = sorted(tasks.values(), key=lambda task: task.due_at)
+    if view is None or view.captured_at is None:
+        return None
+    view.open_tasks = sorted(tasks.values(), key=lambda task: task.due_at)
     return view
 
 

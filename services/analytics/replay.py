@@ -84,7 +84,7 @@ async def help_replay(
 ) -> None:
     """A helper process: apply ``partitions`` to ``instance`` until SIGTERM/SIGINT or until the replay
     that started it is gone (killed outright, it sends no signal), nothing else."""
-    writer = InstanceWriter(catalog.pool, instance, settings.topic)
+    writer = InstanceWriter(catalog.pool, instance, settings.topic, catalog.schema)
     consumer = instance_consumer(settings, writer, batch, partitions)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -113,7 +113,7 @@ async def replay(
     batch: int,
     workers: int = 1,
 ) -> None:
-    writer = InstanceWriter(catalog.pool, instance, settings.topic)
+    writer = InstanceWriter(catalog.pool, instance, settings.topic, catalog.schema)
     shares: list[list[int]] = []
     if workers > 1:
         partitions = await topic_partitions(settings.kafka_bootstrap, settings.topic)

@@ -22,8 +22,10 @@ from services.assignment.turns import LeadTurns
 from shared.catchup import CatchUp, OwnWrites
 from shared.clock import Clock, system_clock
 from shared.consumer import PartitionBatch, TopicConsumer
+from shared.deadletters.tracked import TrackedDeadLetters
 from shared.eventstore import ensure_schema, read_model_pool, tracked_batch_handler, tracked_partition_positions
 from shared.positions import Positions, TopicPositions
+from shared.projector import StoredEventParking
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve
@@ -52,11 +54,15 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
                 projector.nudge()
 
         def project(health: WorkerHealth) -> Projector:
+            parking = StoredEventParking(
+                assignment, service=SERVICE, worker="projector", bootstrap=settings.kafka_bootstrap, topic=settings.topic
+            )
             projector = Projector(
                 assignment,
                 readmodel,
                 poll_interval=settings.relay_poll_interval.total_seconds(),
                 health=health,
+                parking=parking,
                 positions=projected,
             )
             projectors[:] = [projector]
@@ -85,6 +91,8 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
                 group_id=settings.consumer_group(SERVICE),
                 load_positions=tracked_partition_positions(assignment, settings.topic),
                 handle_batch=handle_batch,
+                worker="consumer",
+                dead_letters=TrackedDeadLetters(assignment, settings.topic, policy, policy.aggregate_ids),
                 batch_size=settings.consumer_batch_size,
                 health=health,
                 positions=consumed,

@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from services.assignment.projections import RowChange, merged
+from shared.deadletters import DeadLetter, DeadLetterTable, Entry
 
 PROJECTION = "ownership_view"
 COLUMNS = (
@@ -115,10 +116,12 @@ class ReadModel:
         self.schema = sql.Identifier(schema)
         self.table = sql.SQL("{}.ownership_view").format(self.schema)
         self.positions = sql.SQL("{}.projection_positions").format(self.schema)
+        self.dead_letters = DeadLetterTable(schema)
 
     def create_tables(self) -> None:
         with self.pool.connection() as conn:
             conn.execute(sql.SQL(DDL).format(schema=self.schema))
+            self.dead_letters.create(conn)  # the event store creates it too; whichever comes first
 
     # --- written by the projector --------------------------------------------------------------
 
@@ -133,28 +136,69 @@ class ReadModel:
         """Apply ``changes`` and move the position from ``after`` to ``position``, atomically; False
         (nothing written) when the stored position is no longer ``after``."""
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute(
-                sql.SQL("INSERT INTO {} (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING").format(self.positions),
-                (PROJECTION,),
-            )
-            stored = conn.execute(
-                sql.SQL("SELECT position FROM {} WHERE name = %s FOR UPDATE").format(self.positions), (PROJECTION,)
-            ).fetchone()
-            if stored is None or stored[0] != after:
+            if self._lock_position(conn) != after:
                 return False
-            groups: dict[tuple[bool, tuple[str, ...], tuple[str, ...]], list[RowChange]] = {}
-            for change in merged(changes):  # leads are independent: each group is one statement
-                groups.setdefault((change.insert, tuple(change.values), change.then_set), []).append(change)
-            with conn.cursor() as cur:
-                for (insert, names, then_set), group in groups.items():
-                    columns = column_arrays(names, group)
-                    if columns is not None:
-                        cur.execute(self._statement(insert, names, then_set, arrays=True), columns)
-                    else:
-                        params = [{**change.values, "lead_id": change.lead_id} for change in group]
-                        cur.executemany(self._statement(insert, names, then_set), params)
-            conn.execute(sql.SQL("UPDATE {} SET position = %s WHERE name = %s").format(self.positions), (position, PROJECTION))
+            self._write(conn, changes)
+            self._move_to(conn, position)
         return True
+
+    def park(self, letter: DeadLetter, after: int, position: int) -> bool:
+        """Record a parked stored event and move the position from ``after`` past it (``position``), atomically."""
+        with self.pool.connection() as conn, conn.transaction():
+            if self._lock_position(conn) != after:
+                return False
+            with conn.cursor() as cur:
+                self.dead_letters.insert(cur, [letter])
+            self._move_to(conn, position)
+        return True
+
+    def rebuild(self, lead_id: str, changes: list[RowChange], up_to: int, entry_id: int) -> bool:
+        """Replace the lead's row by ``changes`` (the merged change of all its events up to position ``up_to``)
+        and resolve the re-driven entry, atomically; False (nothing written) when the position moved on
+        meanwhile (the next look tries again) or the entry is no longer waiting."""
+        with self.pool.connection() as conn, conn.transaction():
+            if self._lock_position(conn) != up_to:
+                return False
+            with conn.cursor() as cur:
+                if not self.dead_letters.resolve(cur, entry_id):
+                    return False
+            conn.execute(sql.SQL("DELETE FROM {} WHERE lead_id = %s").format(self.table), (lead_id,))
+            self._write(conn, changes)
+        return True
+
+    def requested(self, worker: str) -> list[Entry]:
+        with self.pool.connection() as conn:
+            return self.dead_letters.requested(conn, worker)
+
+    def refuse(self, entry: Entry, error: str) -> None:
+        with self.pool.connection() as conn:
+            self.dead_letters.refuse(conn, entry.id, error)
+
+    def _lock_position(self, conn: Any) -> int | None:
+        conn.execute(
+            sql.SQL("INSERT INTO {} (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING").format(self.positions),
+            (PROJECTION,),
+        )
+        stored = conn.execute(
+            sql.SQL("SELECT position FROM {} WHERE name = %s FOR UPDATE").format(self.positions), (PROJECTION,)
+        ).fetchone()
+        return None if stored is None else stored[0]
+
+    def _move_to(self, conn: Any, position: int) -> None:
+        conn.execute(sql.SQL("UPDATE {} SET position = %s WHERE name = %s").format(self.positions), (position, PROJECTION))
+
+    def _write(self, conn: Any, changes: list[RowChange]) -> None:
+        groups: dict[tuple[bool, tuple[str, ...], tuple[str, ...]], list[RowChange]] = {}
+        for change in merged(changes):  # leads are independent: each group is one statement
+            groups.setdefault((change.insert, tuple(change.values), change.then_set), []).append(change)
+        with conn.cursor() as cur:
+            for (insert, names, then_set), group in groups.items():
+                columns = column_arrays(names, group)
+                if columns is not None:
+                    cur.execute(self._statement(insert, names, then_set, arrays=True), columns)
+                else:
+                    params = [{**change.values, "lead_id": change.lead_id} for change in group]
+                    cur.executemany(self._statement(insert, names, then_set), params)
 
     def _statement(
         self, insert: bool, names: tuple[str, ...], then_set: tuple[str, ...], *, arrays: bool = False

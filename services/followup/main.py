@@ -22,8 +22,10 @@ from services.followup.task_board import TaskBoard, TaskBoardProjector
 from shared.catchup import CatchUp, OwnWrites
 from shared.clock import Clock, system_clock
 from shared.consumer import TopicConsumer
+from shared.deadletters.tracked import TrackedDeadLetters
 from shared.eventstore import ensure_schema, eventsourcing_env, tracked_batch_handler, tracked_partition_positions
 from shared.positions import Positions, TopicPositions
+from shared.projector import StoredEventParking
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve
@@ -59,8 +61,16 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
         handle_batch = tracked_batch_handler(followup, settings.topic, policy, policy.aggregate_ids)
 
         def task_board(health: WorkerHealth) -> TaskBoardProjector:
+            parking = StoredEventParking(
+                followup, service=SERVICE, worker="task-board", bootstrap=settings.kafka_bootstrap, topic=settings.topic
+            )
             projector = TaskBoardProjector(
-                followup, board, poll_interval=settings.relay_poll_interval.total_seconds(), health=health, positions=projected
+                followup,
+                board,
+                poll_interval=settings.relay_poll_interval.total_seconds(),
+                health=health,
+                parking=parking,
+                positions=projected,
             )
             projectors[:] = [projector]
             return projector
@@ -73,6 +83,8 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
                 group_id=settings.consumer_group(SERVICE),
                 load_positions=tracked_partition_positions(followup, settings.topic),
                 handle_batch=handle_batch,
+                worker="consumer",
+                dead_letters=TrackedDeadLetters(followup, settings.topic, policy, policy.aggregate_ids),
                 batch_size=settings.consumer_batch_size,
                 health=health,
                 positions=consumed,

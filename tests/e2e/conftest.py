@@ -121,6 +121,7 @@ def services(infra, tmp_path_factory) -> Iterator[Services]:
     ports = {name: _free_port() for name in processes}
     topic = f"leadflow.e2e.{uuid.uuid4().hex[:8]}"
     asyncio.run(create_topic(infra["kafka"], topic, partitions=6))
+    asyncio.run(create_topic(infra["kafka"], f"{topic}.dlq", partitions=1))  # as deploy/ creates it beside the topic
     env = {
         **os.environ,
         **E2E_RULES,

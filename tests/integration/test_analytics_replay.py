@@ -127,7 +127,9 @@ def test_a_failure_inside_a_batch_leaves_nothing_of_it(settings, catalog):  # no
     target = catalog.create_instance(ALL)
     first, second = batch[: len(batch) // 2], batch[len(batch) // 2 :]
     # The projections run in order: the 360, funnel ... rows of the second batch are written, then this fails.
-    failing = InstanceWriter(catalog.pool, Instance(target.name, (*target.projections, exploding(after=1))), settings.topic)
+    failing = InstanceWriter(
+        catalog.pool, Instance(target.name, (*target.projections, exploding(after=1))), settings.topic, catalog.schema
+    )
     assert failing.handle_batch([PartitionBatch(0, first, first[-1].offset + 1)]) == len(first)
     before = dump(settings.database_url, target.name)
     with pytest.raises(RuntimeError):
@@ -135,11 +137,11 @@ def test_a_failure_inside_a_batch_leaves_nothing_of_it(settings, catalog):  # no
     assert dump(settings.database_url, target.name) == before
     assert applied_offsets(settings.database_url, target.name) == len(first)
 
-    writer = InstanceWriter(catalog.pool, target, settings.topic)
+    writer = InstanceWriter(catalog.pool, target, settings.topic, catalog.schema)
     assert writer.handle_batch([PartitionBatch(0, batch, len(batch))]) == len(second)  # the first half is recognised as applied
     assert writer.handle_batch([PartitionBatch(0, batch, len(batch))]) == 0
     clean = catalog.create_instance(ALL)
-    InstanceWriter(catalog.pool, clean, settings.topic).handle_batch([PartitionBatch(0, batch, len(batch))])
+    InstanceWriter(catalog.pool, clean, settings.topic, catalog.schema).handle_batch([PartitionBatch(0, batch, len(batch))])
     assert dump(settings.database_url, target.name) == dump(settings.database_url, clean.name)
 
 
@@ -149,14 +151,14 @@ def test_a_poll_spanning_partitions_applies_only_what_is_past_each_stored_positi
     on_0 = [Delivered(0, offset, e, e.payload()) for offset, e in enumerate(events[:half])]
     on_1 = [Delivered(1, offset, e, e.payload()) for offset, e in enumerate(events[half:])]
     target = catalog.create_instance(ALL)
-    writer = InstanceWriter(catalog.pool, target, settings.topic)
+    writer = InstanceWriter(catalog.pool, target, settings.topic, catalog.schema)
     assert writer.handle_batch([PartitionBatch(0, on_0, len(on_0))]) == len(on_0)
     # Partition 0's batch was applied (by this or another consumer of the instance): only partition 1's applies.
     assert writer.handle_batch([PartitionBatch(0, on_0, len(on_0)), PartitionBatch(1, on_1, len(on_1))]) == len(on_1)
     assert writer.load_positions([0, 1]) == {0: len(on_0), 1: len(on_1)}
     clean = catalog.create_instance(ALL)
     both = [PartitionBatch(0, on_0, len(on_0)), PartitionBatch(1, on_1, len(on_1))]
-    assert InstanceWriter(catalog.pool, clean, settings.topic).handle_batch(both) == len(events)
+    assert InstanceWriter(catalog.pool, clean, settings.topic, catalog.schema).handle_batch(both) == len(events)
     assert dump(settings.database_url, target.name) == dump(settings.database_url, clean.name)
 
 

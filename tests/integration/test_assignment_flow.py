@@ -22,6 +22,7 @@ from services.assignment.recycling import Recycler
 from shared.clock import FakeClock
 from shared.config import ServiceSettings
 from shared.consumer import TopicConsumer
+from shared.deadletters.tracked import TrackedDeadLetters
 from shared.events import FollowUpLogged, LeadCaptured, encode, kafka_headers, make_envelope
 from shared.eventstore import tracked_batch_handler, tracked_partition_positions
 
@@ -90,6 +91,8 @@ async def consume(app, infra, topic, clock) -> int:
         group_id=f"g-{uuid.uuid4()}",
         load_positions=tracked_partition_positions(app, topic),
         handle_batch=tracked_batch_handler(app, topic, UpstreamPolicy(RULES, AssignmentRules(), clock)),
+        worker="consumer",
+        dead_letters=TrackedDeadLetters(app, topic, UpstreamPolicy(RULES, AssignmentRules(), clock)),
     )
     await consumer.start()
     task = asyncio.create_task(consumer.run())

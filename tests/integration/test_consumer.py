@@ -14,6 +14,7 @@ from eventsourcing.persistence import Tracking
 
 from shared.config import ServiceSettings
 from shared.consumer import Delivered, PartitionBatch, TopicConsumer, tracking_name
+from shared.deadletters.tracked import TrackedDeadLetters
 from shared.events import LeadClaimed, RepJoined, encode, kafka_headers, make_envelope
 from shared.eventstore import (
     EventSourcedApplication,
@@ -92,6 +93,8 @@ async def consume_until_caught_up(app, infra, topic, group):
         group_id=group,
         load_positions=tracked_partition_positions(app, topic),
         handle_batch=tracked_batch_handler(app, topic, apply),
+        worker="consumer",
+        dead_letters=TrackedDeadLetters(app, topic, apply),
         batch_size=50,
     )
     await consumer.start()

@@ -7,7 +7,9 @@ import asyncio
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -21,10 +23,16 @@ from services.followup.policies import UpstreamPolicy
 from services.followup.projections import TaskCancelled
 from services.followup.publishers import to_integration_events
 from services.followup.task_board import TaskBoard, TaskBoardProjector, TaskQuery
-from shared.clock import FakeClock
+from shared.clock import LATEST, FakeClock
 from shared.consumer import TopicConsumer
+from shared.deadletters.tracked import TrackedDeadLetters
 from shared.events import LeadCaptured, LeadClaimed, LeadReleased, encode, kafka_headers, make_envelope
-from shared.eventstore import eventsourcing_env, tracked_batch_handler, tracked_partition_positions
+from shared.eventstore import (
+    ensure_schema,
+    eventsourcing_env,
+    tracked_batch_handler,
+    tracked_partition_positions,
+)
 from shared.relay import OutboxRelay, build_producer
 from tests.integration.kafka_reading import read_all
 from tests.unit.test_followup_cadence import RULES
@@ -74,6 +82,8 @@ async def consume(followup, settings):
         group_id=f"g-{uuid.uuid4()}",
         load_positions=tracked_partition_positions(followup, settings.topic),
         handle_batch=tracked_batch_handler(followup, settings.topic, UpstreamPolicy(RULES)),
+        worker="consumer",
+        dead_letters=TrackedDeadLetters(followup, settings.topic, UpstreamPolicy(RULES)),
     )
     await consumer.start()
     task = asyncio.create_task(consumer.run())
@@ -233,3 +243,43 @@ def test_concurrent_follow_ups_on_one_lead_are_both_recorded(followup):
         results = list(pool.map(log, range(8)))
     assert len({r.follow_up_id for r in results}) == 8
     assert len(followup.lead_file(lead).follow_ups) == 8
+
+
+@pytest.fixture
+def shanghai_database(infra):
+    """A database of its own whose sessions default to a zone east of UTC (as a Chinese deployment's may)."""
+    name = f"leadflow_tz_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(infra["database_url"], autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f"ALTER DATABASE \"{name}\" SET timezone TO 'Asia/Shanghai'")
+    yield urlunsplit(urlsplit(infra["database_url"])._replace(path=f"/{name}"))
+    with psycopg.connect(infra["database_url"], autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+async def test_a_claim_dated_at_the_end_of_the_calendar_is_planned_at_the_end_and_read_back(
+    infra, fresh_topic, shanghai_database
+):
+    settings = FollowupSettings(database_url=shanghai_database, kafka_bootstrap=infra["kafka"], topic=fresh_topic)
+    ensure_schema(settings, "followup")
+    followup = FollowupApplication(eventsourcing_env(settings, "followup"), RULES)
+    board = TaskBoard(settings.database_url, "followup", pool_size=2)
+    board.ensure_tables()
+    try:
+        lead = str(uuid.uuid4())
+        end = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)  # valid RFC 3339; it stopped followup for good once
+        upstream = [
+            LeadCaptured(
+                lead_id=lead, name="王五", phone="+8613800138000", source="web_form", score=90, grade="A", captured_by="w"
+            ),
+            LeadClaimed(lead_id=lead, rep_id="rep-1", how="claim", protected_until=end),
+        ]
+        await publish(settings.kafka_bootstrap, settings.topic, upstream, end)
+        assert await consume(followup, settings) == 2
+        TaskBoardProjector(followup, board).catch_up()
+        (task,) = board.tasks(TaskQuery(lead_id=lead))
+        assert (task["kind"], task["due_at"], task["scheduled_at"]) == ("first_contact", LATEST, end)
+        assert board.due_open_tasks(datetime(2026, 12, 1, tzinfo=UTC), 10) == []
+    finally:
+        board.close()
+        followup.close()

@@ -116,6 +116,20 @@ def test_reps_see_their_own_leads_and_the_pool_others_see_all():
     assert all(may_view(owned, role, "x") for role in ("manager", "admin", "integration"))
 
 
+def test_a_second_capture_of_a_known_lead_restates_nothing():
+    h = History().capture(at(0), source="web_form", region="华东").claim(at(10), "rep-1")
+    h.follow_up(at(20), "rep-1", "contacted")
+    h.capture(at(30), source="import", region="华南")  # a new CloudEvents id for a lead already captured
+    view = fold_customer(payloads(h), h.lead_id)
+    assert (view.source, view.profile["region"], view.captured_at, view.stage) == ("web_form", "华东", at(0), "contacted")
+    assert [s.stage for s in view.stage_history] == ["new", "assigned", "contacted"]
+
+
+def test_a_lead_never_captured_has_no_view():
+    stray = History().claim(at(10), "rep-1").follow_up(at(20), "rep-1", "contacted")
+    assert fold_customer(payloads(stray), stray.lead_id) is None
+
+
 def stage_moved(history: History, when: datetime, from_stage: str, to_stage: str, rep: str | None) -> History:
     return add(history, LeadStageChanged(lead_id=history.lead_id, from_stage=from_stage, to_stage=to_stage, rep_id=rep), when)
 

@@ -135,6 +135,15 @@ def test_a_follow_up_moves_the_deadline_to_the_follow_up_sla(clock):
     assert lead.due_release(clock()) == "no_follow_up"
 
 
+def test_a_follow_up_dated_at_the_end_of_the_calendar_moves_the_deadline_to_the_end_not_an_overflow(clock):
+    lead = claimed(clock, Rep(rep_id="rep-1"))
+    end = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    lead.record_follow_up(follow_up_id="f1", at=end, stage="quoted", rules=RULES)
+    assert lead.last_contact_at == end
+    assert lead.due_at == lead.protected_until  # the protection (extended once at quoted) now comes first
+    lead.record_follow_up(follow_up_id="f2", at=end, stage="negotiating", rules=RULES)
+
+
 def test_a_follow_up_from_before_the_claim_is_not_a_first_contact(clock):
     lead = new_lead(clock)
     clock.advance(timedelta(hours=1))

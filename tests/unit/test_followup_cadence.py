@@ -17,7 +17,7 @@ from services.followup.domain.cadence import (
     tasks_after_contact,
     tasks_on_entering,
 )
-from shared.clock import FakeClock
+from shared.clock import EARLIEST, LATEST, FakeClock, shifted
 
 H = timedelta(hours=1)
 D = timedelta(days=1)
@@ -90,3 +90,31 @@ def test_a_reminder_lead_longer_than_the_sla_reminds_at_once():
     short = Rules(SOP, RecyclePolicy(first_contact_sla=6 * timedelta(seconds=1), follow_up_sla=H, reminder_lead=D))
     now = clock()()
     assert deadline_after_claim(short, now).remind_at == now
+
+
+# --- times at the ends of the calendar (valid RFC 3339, e.g. a LeadClaimed dated 9999-12-31T23:59:59Z) ---
+
+END = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+START = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def test_a_claim_at_the_end_of_the_calendar_is_due_then_not_an_overflow():
+    assert first_contact_task(RULES, "A", END).due_at == LATEST
+    assert [t.due_at for t in tasks_after_contact(RULES, "A", END, None, None)] == [LATEST]
+    assert tasks_on_entering(RULES, "quoted", END)[0].due_at == LATEST
+    deadline = deadline_after_claim(RULES, END)
+    assert deadline.recycle_at == LATEST
+    assert deadline.remind_at == END  # never before the claim itself
+
+
+def test_a_warning_lead_longer_than_the_time_since_the_start_of_the_calendar_is_held_at_the_contact():
+    long_lead = Rules(SOP, RecyclePolicy(first_contact_sla=1 * H, follow_up_sla=1 * H, reminder_lead=10 * D))
+    assert deadline_after_contact(long_lead, START).remind_at == START
+    assert deadline_after_claim(long_lead, START).recycle_at == START + H
+
+
+def test_shifted_holds_at_either_end_and_keeps_naive_times_naive():
+    assert shifted(END, D) == LATEST
+    assert shifted(START, -D) == EARLIEST
+    assert shifted(END.replace(tzinfo=None), D) == LATEST.replace(tzinfo=None)
+    assert shifted(START, D) == START + D

@@ -1,5 +1,7 @@
 """The LeadFile aggregate: ownership, contacts, stage moves and the life of tasks, on a fake clock."""
 
+from datetime import UTC, datetime
+
 import pytest
 from eventsourcing.application import Application
 
@@ -7,6 +9,7 @@ from services.followup.domain.contact import Actor, Contact
 from services.followup.domain.errors import FormerOwner, InvalidFollowUp, NoOwner, NotOwner, TaskNotFound, TaskNotOpen
 from services.followup.domain.lead_file import LeadFile
 from services.followup.domain.pipeline import StageMoveForbidden
+from shared.clock import LATEST
 from tests.unit.test_followup_cadence import RULES, D, H, clock
 
 LEAD = "5b0c7d1e-8a8e-4d2a-9a51-0f6f2f1b9c01"
@@ -229,3 +232,11 @@ def test_the_state_is_rebuilt_from_the_recorded_events():
         file.deadline,
     )
     assert again.tasks == file.tasks
+
+
+def test_a_claim_dated_at_the_end_of_the_calendar_plans_its_tasks_at_the_end():
+    end = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    file = LeadFile(lead_id=LEAD, grade="A", at=end, trace=TRACE)
+    file.claim("rep-1", end, RULES, TRACE)
+    assert pending(file) == [("first_contact", LATEST)]
+    assert file.deadline.recycle_at == LATEST

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
 import pytest
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 
-from shared.retry import GaveUp, RetryPolicy
+from shared.retry import GaveUp, RetryPolicy, permanent
 
 
 def test_delays_grow_exponentially_up_to_the_cap_and_are_jittered_below_it():
@@ -68,3 +69,21 @@ def test_the_async_form_behaves_the_same():
 
     assert asyncio.run(RetryPolicy(attempts=3).acall(flaky, sleep=fake_sleep)) == 7
     assert len(slept) == 1
+
+
+def test_a_value_too_large_for_the_database_is_not_retried_though_psycopg_calls_it_operational():
+    too_large = psycopg.errors.ProgramLimitExceeded("index row size 3136 exceeds btree version 4 maximum 2704")
+    calls = []
+
+    def insert():
+        calls.append(1)
+        raise too_large
+
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+        RetryPolicy(attempts=5).call(insert, sleep=lambda _: None)
+    assert len(calls) == 1
+    try:
+        raise OperationalError("the same, re-raised by eventsourcing") from too_large
+    except OperationalError as wrapped:
+        assert permanent(wrapped) and not RetryPolicy().retryable(wrapped)
+    assert not permanent(psycopg.errors.AdminShutdown("terminating connection due to administrator command"))

@@ -15,6 +15,7 @@ from eventsourcing.domain import Aggregate, event
 
 from services.assignment.domain.errors import LeadAlreadyOwned, LeadClosed, LeadNotOwned, ReclaimCooldown
 from services.assignment.domain.rules import CLOSED_STAGES, Deadline, OwnershipRules, earliest, is_forward, reached_quoted
+from shared.clock import shifted
 
 
 class Ownership(Aggregate):
@@ -216,7 +217,7 @@ class Ownership(Aggregate):
         contact_due = self.contact_due
         if during_ownership and (last_contact is None or at > last_contact):
             last_contact = at
-            contact_due = Deadline(at + rules.follow_up_sla, "no_follow_up")
+            contact_due = Deadline(shifted(at, rules.follow_up_sla), "no_follow_up")  # ``at`` comes from an event
         self._followed_up(follow_up_id=follow_up_id, last_contact_at=last_contact, **self._progress(stage, contact_due, rules))
 
     @event("FollowedUp")
@@ -260,7 +261,7 @@ class Ownership(Aggregate):
         new_stage = stage if is_forward(self.stage, stage) else self.stage
         protected_until, extended = self.protected_until, self.extended
         if self.owner is not None and protected_until is not None and not extended and reached_quoted(new_stage):
-            protected_until, extended = protected_until + rules.protection_extension, True
+            protected_until, extended = shifted(protected_until, rules.protection_extension), True
         due = None
         if self.owner is not None and new_stage not in CLOSED_STAGES and contact_due and protected_until:
             due = earliest(contact_due, Deadline(protected_until, "protection_expired"))

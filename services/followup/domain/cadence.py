@@ -4,7 +4,8 @@ A claim asks for a first contact within the grade's time; every contact asks for
 within the grade's interval (and at the time agreed with the customer, if later than that it is
 planned too); entering some stages asks for a stage task (``quoted`` → feedback on the quote).
 The recycle reminder comes ``reminder_lead`` before the assignment service would recycle the lead
-for lack of follow-up.
+for lack of follow-up. Times come from events, which may be dated at the ends of the calendar: every
+sum is :func:`shared.clock.shifted`, held at the end rather than overflowing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shared.clock import shifted
 from shared.events import Grade, Stage
 
 FIRST_CONTACT = "first_contact"
@@ -84,7 +86,7 @@ class Deadline:
 
 
 def first_contact_task(rules: Rules, grade: Grade | None, claimed_at: datetime) -> PlannedTask:
-    due = claimed_at + rules.sop.for_grade(grade).first_contact
+    due = shifted(claimed_at, rules.sop.for_grade(grade).first_contact)
     return PlannedTask(FIRST_CONTACT, "First contact with the new lead", due)
 
 
@@ -96,7 +98,7 @@ def tasks_after_contact(
     The cadence is a minimum: an agreed time within it replaces the cadence task, a later one
     comes on top of it.
     """
-    cadence_due = contacted_at + rules.sop.for_grade(grade).every
+    cadence_due = shifted(contacted_at, rules.sop.for_grade(grade).every)
     planned = []
     if agreed_at is not None:
         planned.append(PlannedTask(AGREED_FOLLOW_UP, next_step or "Follow up as agreed with the customer", agreed_at))
@@ -107,7 +109,7 @@ def tasks_after_contact(
 
 def tasks_on_entering(rules: Rules, stage: Stage, entered_at: datetime) -> list[PlannedTask]:
     task = rules.sop.stages.get(stage)
-    return [] if task is None else [PlannedTask(task.kind, task.title, entered_at + task.after)]
+    return [] if task is None else [PlannedTask(task.kind, task.title, shifted(entered_at, task.after))]
 
 
 def recycle_warning_task(deadline: Deadline) -> PlannedTask:
@@ -117,14 +119,14 @@ def recycle_warning_task(deadline: Deadline) -> PlannedTask:
 
 def _deadline(recycle_at: datetime, since: datetime, lead: timedelta) -> Deadline:
     # With a lead longer than the SLA the warning is due at once, never before the contact or claim.
-    return Deadline(recycle_at, max(since, recycle_at - lead))
+    return Deadline(recycle_at, max(since, shifted(recycle_at, -lead)))
 
 
 def deadline_after_claim(rules: Rules, claimed_at: datetime) -> Deadline:
     recycle = rules.recycle
-    return _deadline(claimed_at + recycle.first_contact_sla, claimed_at, recycle.reminder_lead)
+    return _deadline(shifted(claimed_at, recycle.first_contact_sla), claimed_at, recycle.reminder_lead)
 
 
 def deadline_after_contact(rules: Rules, contacted_at: datetime) -> Deadline:
     recycle = rules.recycle
-    return _deadline(contacted_at + recycle.follow_up_sla, contacted_at, recycle.reminder_lead)
+    return _deadline(shifted(contacted_at, recycle.follow_up_sla), contacted_at, recycle.reminder_lead)
