@@ -21,9 +21,9 @@ from services.assignment.recycling import Recycler
 from services.assignment.turns import LeadTurns
 from shared.catchup import CatchUp, OwnWrites
 from shared.clock import Clock, system_clock
-from shared.consumer import PartitionBatch, TopicConsumer
-from shared.deadletters.tracked import TrackedDeadLetters
-from shared.eventstore import ensure_schema, read_model_pool, tracked_batch_handler, tracked_partition_positions
+from shared.consumer import PartitionBatch
+from shared.deadletters.tracked import tracked_consumer
+from shared.eventstore import ensure_schema, read_model_pool, tracked_batch_handler
 from shared.positions import Positions, TopicPositions
 from shared.projector import StoredEventParking
 from shared.relay import OutboxRelay
@@ -83,20 +83,15 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
                 nudge()
             return applied
 
-        def consumer(health: WorkerHealth) -> TopicConsumer:
-            return TopicConsumer(
-                service=SERVICE,
-                bootstrap=settings.kafka_bootstrap,
-                topic=settings.topic,
-                group_id=settings.consumer_group(SERVICE),
-                load_positions=tracked_partition_positions(assignment, settings.topic),
-                handle_batch=handle_batch,
-                worker="consumer",
-                dead_letters=TrackedDeadLetters(assignment, settings.topic, policy, policy.aggregate_ids),
-                batch_size=settings.consumer_batch_size,
-                health=health,
-                positions=consumed,
-            )
+        consumer = tracked_consumer(
+            assignment,
+            service=SERVICE,
+            settings=settings,
+            apply=policy,
+            aggregate_ids=policy.aggregate_ids,
+            handle_batch=handle_batch,
+            positions=consumed,
+        )
 
         recycler = Recycler(assignment, readmodel, clock, batch_size=settings.scheduler_batch_size, on_recorded=nudge)
         app.state.assignment, app.state.readmodel = assignment, readmodel

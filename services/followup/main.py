@@ -21,9 +21,8 @@ from services.followup.sop import load_sop
 from services.followup.task_board import TaskBoard, TaskBoardProjector
 from shared.catchup import CatchUp, OwnWrites
 from shared.clock import Clock, system_clock
-from shared.consumer import TopicConsumer
-from shared.deadletters.tracked import TrackedDeadLetters
-from shared.eventstore import ensure_schema, eventsourcing_env, tracked_batch_handler, tracked_partition_positions
+from shared.deadletters.tracked import tracked_consumer
+from shared.eventstore import ensure_schema, eventsourcing_env
 from shared.positions import Positions, TopicPositions
 from shared.projector import StoredEventParking
 from shared.relay import OutboxRelay
@@ -58,7 +57,6 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
 
         followup.on_recorded(nudge)
         policy = UpstreamPolicy(rules)
-        handle_batch = tracked_batch_handler(followup, settings.topic, policy, policy.aggregate_ids)
 
         def task_board(health: WorkerHealth) -> TaskBoardProjector:
             parking = StoredEventParking(
@@ -75,21 +73,9 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
             projectors[:] = [projector]
             return projector
 
-        def consumer(health: WorkerHealth) -> TopicConsumer:
-            return TopicConsumer(
-                service=SERVICE,
-                bootstrap=settings.kafka_bootstrap,
-                topic=settings.topic,
-                group_id=settings.consumer_group(SERVICE),
-                load_positions=tracked_partition_positions(followup, settings.topic),
-                handle_batch=handle_batch,
-                worker="consumer",
-                dead_letters=TrackedDeadLetters(followup, settings.topic, policy, policy.aggregate_ids),
-                batch_size=settings.consumer_batch_size,
-                health=health,
-                positions=consumed,
-            )
-
+        consumer = tracked_consumer(
+            followup, service=SERVICE, settings=settings, apply=policy, aggregate_ids=policy.aggregate_ids, positions=consumed
+        )
         watch = DueWatch(followup, board, escalation, clock, settings.due_batch_size)
         app.state.followup, app.state.board = followup, board
         app.state.catch_up = CatchUp.configured(consumed, settings)

@@ -10,9 +10,18 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from shared.consumer import Delivered, tracking_name
+from shared.config import ServiceSettings
+from shared.consumer import BatchHandler, Delivered, TopicConsumer, tracking_name
 from shared.deadletters import DeadLetter, Entry
-from shared.eventstore import EventSourcedApplication, NotWaiting, UnitOfWork
+from shared.eventstore import (
+    EventSourcedApplication,
+    NotWaiting,
+    UnitOfWork,
+    tracked_batch_handler,
+    tracked_partition_positions,
+)
+from shared.positions import TopicPositions
+from shared.supervisor import WorkerHealth
 
 
 def apply_redriven(
@@ -85,3 +94,36 @@ class TrackedDeadLetters:
     def refuse(self, entry: Entry, error: str) -> None:
         with self.app.recorder.datastore.get_connection() as conn:
             self.table.refuse(conn, entry.id, error)
+
+
+def tracked_consumer(
+    app: EventSourcedApplication,
+    *,
+    service: str,
+    settings: ServiceSettings,
+    apply: Callable[[UnitOfWork, Delivered], None],
+    aggregate_ids: Callable[[Delivered], Iterable[UUID]] | None = None,
+    handle_batch: BatchHandler | None = None,
+    positions: TopicPositions | None = None,
+) -> Callable[[WorkerHealth], TopicConsumer]:
+    """How the supervisor builds an event-sourced service's consumer of the topic (afresh on every start):
+    positions kept with its event store, ``apply`` run exactly once per event (through ``handle_batch`` when
+    the service wraps :func:`shared.eventstore.tracked_batch_handler`), what it cannot apply parked."""
+    handle = handle_batch or tracked_batch_handler(app, settings.topic, apply, aggregate_ids)
+
+    def build(health: WorkerHealth) -> TopicConsumer:
+        return TopicConsumer(
+            service=service,
+            bootstrap=settings.kafka_bootstrap,
+            topic=settings.topic,
+            group_id=settings.consumer_group(service),
+            load_positions=tracked_partition_positions(app, settings.topic),
+            handle_batch=handle,
+            worker="consumer",
+            dead_letters=TrackedDeadLetters(app, settings.topic, apply, aggregate_ids),
+            batch_size=settings.consumer_batch_size,
+            health=health,
+            positions=positions,
+        )
+
+    return build
