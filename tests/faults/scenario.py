@@ -6,17 +6,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tests.e2e.conftest import Services
 from tests.faults.load import MixedLoad, Outcome
 from tests.faults.readiness import ReadinessWatch
-from tests.faults.recovery import Recovery, measure_recovery
+from tests.faults.recovery import Recovery, measure_recovery, streams_count
 
 # Requests before the fault, and after the recovery (or after giving up on it); the load also runs
 # through the fault, so each run sends a few hundred requests in all, never more than LOAD_LIMIT.
-BEFORE, AFTER, LOAD_LIMIT = 60, 60, 600
+BEFORE, AFTER, LOAD_LIMIT = 50, 50, 500
 READY_BEFORE = 60.0  # seconds every process gets to be ready before a fault (the previous one may be recent)
+# Seconds the system gets, after the run's load, to show every acknowledged write everywhere and to apply
+# the whole topic: one deadline for all the checks of a run, however many wait for it.
+CATCH_UP = 20.0
 REPORTED: list[Recovery] = []  # printed at the end of the session (see conftest.py)
 
 
@@ -27,7 +30,13 @@ class FaultRun:
     readiness: ReadinessWatch
     struck_at: float  # time.monotonic() when the fault struck
     cleared_at: float  # ... when it was cleared (the process restarted, the server back up)
+    counted_before: int | None  # events the streams worker counted just before the fault (None: no answer)
     killed: str | None = None  # the process killed, for a process kill
+    poison: set[tuple[int, int]] = field(default_factory=set)  # (partition, offset) of records produced as poison
+    settled_by: float = 0.0  # time.monotonic() by which what the system shows is final
+
+    def __post_init__(self) -> None:
+        self.settled_by = time.monotonic() + CATCH_UP
 
     def answers(self, start: float = 0.0, end: float = float("inf")) -> list[Outcome]:
         return [o for o in self.load.outcomes if start <= o.started <= end]
@@ -51,6 +60,7 @@ async def run_fault(
     load.start()
     try:
         await load.sent(BEFORE)
+        counted_before = await streams_count(services)
         struck_at, cleared_at = await fault()
         if cleared_at > struck_at:
             recovery.outage = cleared_at - struck_at
@@ -61,7 +71,7 @@ async def run_fault(
         await readiness.stop()
     REPORTED.append(recovery)
     print(f"\n[faults] {recovery.line()}; load: {load.acknowledged.count()} acknowledged of {len(load.outcomes)} requests")
-    return FaultRun(recovery, load, readiness, struck_at, cleared_at, killed)
+    return FaultRun(recovery, load, readiness, struck_at, cleared_at, counted_before, killed)
 
 
 def kill_and_restart(services: Services, name: str) -> Fault:
