@@ -25,7 +25,9 @@ DEFAULT_RULES: dict[str, str] = {}
 @pytest.fixture(scope="session")
 def stack() -> Iterator[PrivateStack]:
     stack = PrivateStack(STACK_DIR)
-    stack.clean()  # whatever an earlier run left (its data and logs are kept until now, to look at)
+    # Whatever an earlier run left (its data and logs are kept until now, to look at); so one run at a
+    # time in a work tree, though any number beside the usual stack (the ports are free ones).
+    stack.clean()
     stack.up()
     yield stack
     stack.down()

@@ -174,13 +174,6 @@ def stored_positions(database_url: str, instance: str, topic: str) -> dict[int, 
         return dict(conn.execute(query, (topic,)).fetchall())
 
 
-def serving_instance(settings: AnalyticsSettings) -> str:
-    """The name of the instance (schema) whose tables analytics serves."""
-    with ConnectionPool(settings.database_url, min_size=1, max_size=1) as pool:
-        (live,) = Catalog(pool, settings.analytics_schema).serving_instances()
-    return live.name
-
-
 @dataclass
 class Comparison:
     live: dict[str, list[str]]

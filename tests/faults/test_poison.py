@@ -18,20 +18,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.analytics.synthetic import History
 from shared.events import Envelope, encode, kafka_headers
 from tests.e2e.conftest import Services, auth
-from tests.faults.durability import (
-    MANAGER,
-    Write,
-    analytics_settings,
-    in_analytics,
-    serving_instance,
-    still_missing,
-    stored_positions,
-)
+from tests.faults.durability import MANAGER, Write, in_analytics, still_missing
 from tests.faults.load import CLIENT_TIMEOUT, LEAD, new_lead
 from tests.faults.promises import AfterAFault, listed
 from tests.faults.recovery import Probe, Recovery
 from tests.faults.scenario import CATCH_UP, FaultRun, all_ready, run_fault
-from tests.faults.topic import DLQ_TOPIC, headers_of, produce, read_to_end
+from tests.faults.topic import DLQ_TOPIC, headers_of, partitions_of, produce, read_to_end
 
 pytestmark = pytest.mark.faults
 TARGET = 10.0  # a consumer parks what it cannot apply and goes on: there is nothing else to recover from
@@ -101,6 +93,7 @@ def the_poison(known_lead: str, unclaimed_lead: str) -> dict[str, Poison]:
 class PoisonRun:
     fault: FaultRun
     poison: dict[str, Poison]
+    markers: list[str]  # leads captured on every partition right after the poison
     known: Probe  # a lead captured, claimed and followed up before the poison
     unclaimed: str  # a lead captured before the poison, owned by nobody
 
@@ -130,18 +123,23 @@ async def poisoned(system: Services, topic: str) -> PoisonRun:
     unclaimed = await a_lead_nobody_owns(system)
     poison = the_poison(known.lead_id, unclaimed)
 
+    # A valid capture after the poison on every partition: a service that shows them all has read past it.
+    bootstrap = system.env["LEADFLOW_KAFKA_BOOTSTRAP"]
+    markers = [History().capture(datetime.now(UTC)).events[0] for _ in await partitions_of(bootstrap, topic) or ()]
+
     async def produce_poison() -> tuple[float, float]:
         at = time.monotonic()
-        records = [(p.key, p.value, p.headers) for p in poison.values()]
-        sent = await produce(system.env["LEADFLOW_KAFKA_BOOTSTRAP"], topic, records)
-        for record, metadata in zip(poison.values(), sent, strict=True):
+        records = [(p.key, p.value, p.headers, None) for p in poison.values()]
+        records += [(m.subject.encode(), encode(m), kafka_headers(m), partition) for partition, m in enumerate(markers)]
+        sent = await produce(bootstrap, topic, records)
+        for record, metadata in zip(poison.values(), sent[: len(poison)], strict=True):
             record.partition, record.offset = metadata.partition, metadata.offset
         return at, at
 
     recovery = Recovery("poison on the topic", TARGET, "the poison was produced", None)
     run = await run_fault(system, recovery, produce_poison, GIVE_UP)
     run.poison = {(p.partition, p.offset) for p in poison.values()}
-    return PoisonRun(run, poison, known, unclaimed)
+    return PoisonRun(run, poison, [m.subject for m in markers], known, unclaimed)
 
 
 @pytest.fixture(scope="module")
@@ -162,23 +160,31 @@ def position_of(record) -> tuple[int, int]:
     return int(headers.get("dlq-partition", -1)), int(headers.get("dlq-offset", -1))
 
 
-async def analytics_passed(system: Services, poisoned: PoisonRun) -> None:
-    """Wait until analytics has read past every poison record (else nothing can be said of what it made of them)."""
-    settings = analytics_settings(system)
-    instance = serving_instance(settings)
-    while True:
-        stored = stored_positions(settings.database_url, instance, settings.topic)
-        behind = {name: p.offset for name, p in poisoned.poison.items() if stored.get(p.partition, 0) <= p.offset}
-        if not behind:
-            return
-        if time.monotonic() > poisoned.fault.settled_by:
-            pytest.fail(f"analytics did not read past {behind} (positions {stored})")
-        await asyncio.sleep(0.5)
-
-
 async def get(system: Services, process: str, path: str) -> httpx.Response:
     async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as client:
         return await client.get(system.url(process) + path, headers=MANAGER)
+
+
+# Where each consumer shows a lead it has read the capture of.
+LEAD_PAGE = {"assignment": "/leads/{}/ownership", "followup": "/leads/{}/follow-ups", "analytics": "/customers/{}"}
+NOT_PAST = "(never read past the poison)"
+
+
+async def read_past_the_poison(system: Services, poisoned: PoisonRun, service: str) -> bool:
+    """Whether ``service`` shows every marker, by the run's deadline: else nothing can be said of what it
+    made of the poison (what it shows of it is replaced by NOT_PAST)."""
+    while True:
+        shown = [(await get(system, service, LEAD_PAGE[service].format(lead))).status_code for lead in poisoned.markers]
+        if all(status == 200 for status in shown):
+            return True
+        if time.monotonic() > poisoned.fault.settled_by:
+            return False
+        await asyncio.sleep(0.5)
+
+
+async def shown_by(system: Services, poisoned: PoisonRun, service: str, path: str) -> httpx.Response | None:
+    """``service``'s answer at ``path``; None if it never read past the poison."""
+    return await get(system, service, path) if await read_past_the_poison(system, poisoned, service) else None
 
 
 class TestPoisonOnTheTopic(AfterAFault):
@@ -238,61 +244,62 @@ class TestPoisonOnTheTopic(AfterAFault):
         assert not short, f"leadflow_events_dead_lettered_total (counted, parked at least): {short}"
 
     async def test_no_read_model_shows_a_lead_only_poison_named(self, poisoned: PoisonRun, system: Services) -> None:
-        await analytics_passed(system, poisoned)
         leads = {name: poisoned.poison[name].lead_id for name in ("not JSON", "NUL in a captured name", "unknown type")}
-        asked = {f"analytics /customers ({name})": ("analytics", f"/customers/{lead}") for name, lead in leads.items()}
-        asked["analytics /customers (event for an unknown lead)"] = (
-            "analytics",
-            f"/customers/{poisoned.poison['event for an unknown lead'].lead_id}",
-        )
-        nul_lead = leads["NUL in a captured name"]
-        asked["assignment ownership (NUL in a captured name)"] = ("assignment", f"/leads/{nul_lead}/ownership")
-        asked["followup timeline (NUL in a captured name)"] = ("followup", f"/leads/{nul_lead}/follow-ups")
-        shown = {what: (await get(system, *where)).status_code for what, where in asked.items()}
-        assert all(status == 404 for status in shown.values()), f"answers (404 expected): {shown}"
+        asked = {(name, "analytics"): lead for name, lead in leads.items()}
+        asked["event for an unknown lead", "analytics"] = poisoned.poison["event for an unknown lead"].lead_id
+        for service in ("assignment", "followup"):
+            asked["NUL in a captured name", service] = leads["NUL in a captured name"]
+        shown = {}
+        for (name, service), lead in asked.items():
+            answer = await shown_by(system, poisoned, service, LEAD_PAGE[service].format(lead))
+            shown[f"{service} ({name})"] = NOT_PAST if answer is None else answer.status_code
+        assert shown == dict.fromkeys(shown, 404), f"observed: {shown}"
 
     async def test_a_claim_with_a_nul_in_its_rep_owns_nothing(self, poisoned: PoisonRun, system: Services) -> None:
-        await analytics_passed(system, poisoned)
         lead = poisoned.unclaimed
-        view = (await get(system, "analytics", f"/customers/{lead}")).json()
-        timeline = (await get(system, "followup", f"/leads/{lead}/follow-ups")).json()
-        ownership = (await get(system, "assignment", f"/leads/{lead}/ownership")).json()
+        view = await shown_by(system, poisoned, "analytics", f"/customers/{lead}")
+        timeline = await shown_by(system, poisoned, "followup", f"/leads/{lead}/follow-ups")
+        ownership = await shown_by(system, poisoned, "assignment", f"/leads/{lead}/ownership")
         owners = {
-            "analytics owner": (view.get("owner") or {}).get("rep_id"),
-            "analytics ownership history": [o["rep_id"] for o in view.get("ownership_history", [])],
-            "followup owner": timeline.get("owner"),
-            "assignment owner": ownership.get("owner"),
+            "analytics owner": NOT_PAST if view is None else (view.json().get("owner") or {}).get("rep_id"),
+            "analytics ownership history": NOT_PAST
+            if view is None
+            else [o["rep_id"] for o in view.json().get("ownership_history", [])],
+            "followup owner": NOT_PAST if timeline is None else timeline.json().get("owner"),
+            "assignment owner": NOT_PAST if ownership is None else ownership.json().get("owner"),
         }
         assert owners == {
             "analytics owner": None,
             "analytics ownership history": [],
             "followup owner": None,
             "assignment owner": None,
-        }
+        }, f"observed: {owners}"
 
     async def test_a_record_repeated_by_id_has_one_effect(self, poisoned: PoisonRun, system: Services) -> None:
-        await analytics_passed(system, poisoned)
-        lead = poisoned.poison["same id, first copy"].lead_id
-        view = await get(system, "analytics", f"/customers/{lead}")
-        assert view.status_code == 200, view.text
-        first = orjson.loads(poisoned.poison["same id, first copy"].value)["data"]["name"]
-        assert view.json()["profile"]["name"] == first, "the second copy of the event (same id) was applied"
-        assert (await get(system, "assignment", f"/leads/{lead}/ownership")).status_code == 200
+        twice = poisoned.poison["same id, first copy"]
+        view = await shown_by(system, poisoned, "analytics", f"/customers/{twice.lead_id}")
+        ownership = await shown_by(system, poisoned, "assignment", f"/leads/{twice.lead_id}/ownership")
+        seen = {
+            "analytics name": NOT_PAST if view is None else view.json().get("profile", {}).get("name", view.status_code),
+            "assignment knows the lead": NOT_PAST if ownership is None else ownership.status_code == 200,
+        }
+        first = orjson.loads(twice.value)["data"]["name"]  # the second copy's differs
+        assert seen == {"analytics name": first, "assignment knows the lead": True}, f"observed: {seen}"
 
     async def test_a_second_capture_of_a_known_lead_rewrites_nothing(self, poisoned: PoisonRun, system: Services) -> None:
-        await analytics_passed(system, poisoned)
         known = poisoned.known
-        view = (await get(system, "analytics", f"/customers/{known.lead_id}")).json()
-        timeline = (await get(system, "followup", f"/leads/{known.lead_id}/follow-ups")).json()
-        ownership = (await get(system, "assignment", f"/leads/{known.lead_id}/ownership")).json()
+        view = await shown_by(system, poisoned, "analytics", f"/customers/{known.lead_id}")
+        timeline = await shown_by(system, poisoned, "followup", f"/leads/{known.lead_id}/follow-ups")
+        ownership = await shown_by(system, poisoned, "assignment", f"/leads/{known.lead_id}/ownership")
+        shown = view.json() if view is not None else {}
         seen = {
-            "analytics stage": view.get("stage"),
-            "analytics owner": (view.get("owner") or {}).get("rep_id"),
-            "analytics source": view.get("source"),
-            "analytics name": view.get("profile", {}).get("name"),
-            "followup stage": timeline.get("stage"),
-            "followup owner": timeline.get("owner"),
-            "assignment owner": ownership.get("owner"),
+            "analytics stage": shown.get("stage", NOT_PAST),
+            "analytics owner": (shown.get("owner") or {}).get("rep_id") if view is not None else NOT_PAST,
+            "analytics source": shown.get("source", NOT_PAST),
+            "analytics name": shown.get("profile", {}).get("name", NOT_PAST),
+            "followup stage": NOT_PAST if timeline is None else timeline.json().get("stage"),
+            "followup owner": NOT_PAST if timeline is None else timeline.json().get("owner"),
+            "assignment owner": NOT_PAST if ownership is None else ownership.json().get("owner"),
         }
         assert seen == {
             "analytics stage": "contacted",
@@ -302,4 +309,4 @@ class TestPoisonOnTheTopic(AfterAFault):
             "followup stage": "contacted",
             "followup owner": known.rep,
             "assignment owner": known.rep,
-        }
+        }, f"observed: {seen}"

@@ -72,12 +72,18 @@ def headers_of(record: ConsumerRecord) -> dict[str, str]:
     return {key: value.decode(errors="replace") for key, value in record.headers}
 
 
-async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> list[Any]:
-    """Send (key, value, headers) records as they are; their (partition, offset) metadata, in order."""
+Record = tuple[bytes, bytes, list[tuple[str, bytes]], int | None]  # key, value, headers, partition (None: by key)
+
+
+async def produce(bootstrap: str, topic: str, records: list[Record]) -> list[Any]:
+    """Send records as they are; their (partition, offset) metadata, in order."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await producer.start()
     try:
-        sent = [await producer.send(topic, value, key=key, headers=headers) for key, value, headers in records]
+        sent = [
+            await producer.send(topic, value, key=key, headers=headers, partition=partition)
+            for key, value, headers, partition in records
+        ]
         return list(await asyncio.gather(*sent))
     finally:
         await producer.stop()
