@@ -8,12 +8,13 @@ STACK := bash deploy/local/stack.sh
 SERVICES := bash deploy/local/services.sh
 WITH_STACK_ENV = eval "$$($(STACK) env)" &&
 
-.PHONY: help venv stack-up stack-down up down clean test test-unit lint token bench bench-quick docs
+.PHONY: help venv stack-up stack-down up down clean test test-unit test-faults lint token bench bench-quick docs
 
 help:
 	@echo "make up        install what is missing, start Kafka, PostgreSQL, the four services and the streams worker"
 	@echo "make down      stop the services and the stack (data is kept)"
 	@echo "make test      install what is missing, start what the tests need, run unit+integration+e2e tests"
+	@echo "make test-faults  kill -9 each process, Kafka and PostgreSQL under load, poison the topic; print recovery times"
 	@echo "make lint      ruff + architecture checks"
 	@echo "make token ROLE=rep SUB=rep-1   print a JWT for local use"
 	@echo "make bench     benchmarks (make bench-quick for a smoke run)"
@@ -54,6 +55,11 @@ test: venv deploy-tools stack-up
 
 test-unit: venv
 	$(PY) -m pytest tests/unit
+
+# The fault suite SIGKILLs a broker and a database of its own (deploy/local/stack.sh in .stack/faults, on
+# free ports, started by the suite), so the stack of `make up` and `make test` is neither needed nor touched.
+test-faults: venv
+	$(PY) -m pytest tests/faults
 
 lint: venv
 	$(VENV)/bin/ruff check shared services tests bench

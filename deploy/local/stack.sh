@@ -12,7 +12,11 @@ set -euo pipefail
 # ---------------------------------------------------------------------------------------
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_ROOT=$(cd -- "$SCRIPT_DIR/../.." && pwd -P)
-STACK_DIR="$REPO_ROOT/.stack"
+# A second stack beside the usual one (the fault suite kills and restarts its own): another directory
+# and other ports. Paths outside the stack directory (socket, relocated data) are named after it then.
+STACK_DIR=${LEADFLOW_STACK_DIR:-$REPO_ROOT/.stack}
+STACK_KEY=$REPO_ROOT
+[[ -n ${LEADFLOW_STACK_DIR:-} ]] && STACK_KEY=$STACK_DIR
 
 KAFKA_VERSION=4.1.1
 CACHE_DIR=${LEADFLOW_CACHE:-$HOME/.cache/leadflow}
@@ -307,7 +311,7 @@ pg_resolve_paths() {
   PG_SOCK="$PG_ROOT/run"
   # A unix socket path must stay under ~107 bytes.
   if (( ${#PG_SOCK} + 20 > 100 )); then
-    PG_SOCK="/tmp/leadflow-pg-$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-10)"
+    PG_SOCK="/tmp/leadflow-pg-$(printf '%s' "$STACK_KEY" | sha256sum | cut -c1-10)"
   fi
 }
 
@@ -347,7 +351,7 @@ pg_prepare_root() {
       mkdir -p "$STACK_DIR/pg"
       if ! runuser -u "$PG_OS_USER" -- test -x "$STACK_DIR/pg"; then
         local alt
-        alt="/var/lib/leadflow-stack/$(basename "$REPO_ROOT")-$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-10)/pg"
+        alt="/var/lib/leadflow-stack/$(basename "$REPO_ROOT")-$(printf '%s' "$STACK_KEY" | sha256sum | cut -c1-10)/pg"
         say "user $PG_OS_USER cannot reach $STACK_DIR (a parent directory is not traversable);"
         say "PostgreSQL data goes to $alt instead (.stack/pg is a symlink to it; 'clean' removes it)"
         rmdir "$STACK_DIR/pg"

@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,8 +30,30 @@ from tests.conftest import create_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_SERVICES = ("intake", "assignment", "followup", "analytics")
-# As `make up` runs them: intake records in one process and publishes from another (its relay).
-PROCESSES = {"intake": (("intake-relay", ("relay",)), ("intake", ()))}
+
+
+@dataclass(frozen=True)
+class Process:
+    """How one process of a service is run, and the page that says it is ready."""
+
+    service: str
+    module: str
+    args: tuple[str, ...] = ()
+    ready: str = "/readyz"
+
+
+# Every process of a deployment, as `make up` runs them: intake records in one process and publishes from
+# another (its relay); analytics' live windowed aggregates run in a faust worker (no database, no /readyz).
+PROCESSES = {
+    "intake-relay": Process("intake", "services.intake", ("relay",)),
+    "intake": Process("intake", "services.intake"),
+    "assignment": Process("assignment", "services.assignment"),
+    "followup": Process("followup", "services.followup"),
+    "analytics": Process("analytics", "services.analytics"),
+    "analytics-streams": Process("analytics", "services.analytics.streams", ("worker", "-l", "info"), ready="/healthz"),
+}
+# The end-to-end tests leave the streams worker out (tests/integration/test_analytics_streams.py covers it).
+E2E_PROCESSES = tuple(name for name in PROCESSES if name != "analytics-streams")
 
 # Short durations so time-based rules happen within a test.
 E2E_RULES = {
@@ -44,7 +68,7 @@ E2E_RULES = {
 }
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -57,37 +81,36 @@ class Services:
         self.ports = ports
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.ports[service]}"
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
 
-    @staticmethod
-    def processes_of(service: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        return PROCESSES.get(service, ((service, ()),))
+    def ready_url(self, name: str) -> str:
+        return self.url(name) + PROCESSES[name].ready
 
     def start(self, name: str) -> None:
-        """Start one process: a service, or another process of one (``intake-relay``)."""
-        service, args = next((s, a) for s in ALL_SERVICES for n, a in self.processes_of(s) if n == name)
+        """Start one process: a service, or another process of one (``intake-relay``, ``analytics-streams``)."""
+        process = PROCESSES[name]
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}", *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", process.module, *process.args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
 
-    def wait_ready(self, service: str, timeout: float = 60) -> None:
+    def wait_ready(self, name: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            proc = self.procs[service]
+            proc = self.procs[name]
             if proc.poll() is not None:
-                raise RuntimeError(f"{service} exited with {proc.returncode}:\n{self.tail(service)}")
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
             try:
-                if httpx.get(self.url(service) + "/readyz", timeout=2).status_code == 200:
+                if httpx.get(self.ready_url(name), timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
-        raise RuntimeError(f"{service} not ready after {timeout}s:\n{self.tail(service)}")
+        raise RuntimeError(f"{name} not ready after {timeout}s:\n{self.tail(name)}")
 
-    def stop(self, service: str, kill: bool = False) -> None:
-        proc = self.procs.pop(service, None)
+    def stop(self, name: str, kill: bool = False) -> None:
+        proc = self.procs.pop(name, None)
         if proc is None:
             return
         if kill:
@@ -100,12 +123,45 @@ class Services:
             proc.kill()
             proc.wait()
 
-    def tail(self, service: str, lines: int = 40) -> str:
-        path = self.logs / f"{service}.log"
+    def tail(self, name: str, lines: int = 40) -> str:
+        path = self.logs / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
-def _fresh_database(base_url: str) -> str:
+@contextmanager
+def running_processes(
+    names: Iterable[str], *, kafka: str, database_url: str, topic: str, logs: Path, rules: dict[str, str]
+) -> Iterator[Services]:
+    """``names`` (keys of PROCESSES) started on free ports against ``kafka``, ``database_url`` and ``topic``,
+    all ready; stopped (SIGTERM) on the way out."""
+    names = list(names)
+    ports = {name: free_port() for name in names}
+    env = {
+        **os.environ,
+        **rules,
+        "LEADFLOW_KAFKA_BOOTSTRAP": kafka,
+        "LEADFLOW_DATABASE_URL": database_url,
+        "LEADFLOW_TOPIC": topic,
+        "LEADFLOW_CONSUMER_GROUP_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}",
+        "LEADFLOW_JWT_SECRET": DEV_JWT_SECRET,
+        "LEADFLOW_LOG_LEVEL": "INFO",
+        "LEADFLOW_INTAKE_EMBEDDED_RELAY": "false",
+        **{f"LEADFLOW_{name.upper().replace('-', '_')}_PORT": str(port) for name, port in ports.items()},
+    }
+    running = Services(env, logs, ports)
+    try:
+        for name in names:
+            running.start(name)
+        for name in names:
+            running.wait_ready(name)
+        yield running
+    finally:
+        for name in list(running.procs):
+            running.stop(name)
+
+
+def fresh_database(base_url: str) -> str:
+    """A new database on the server of ``base_url``; its URL."""
     name = f"leadflow_e2e_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(base_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -117,33 +173,18 @@ def _fresh_database(base_url: str) -> str:
 def services(infra, tmp_path_factory) -> Iterator[Services]:
     # LEADFLOW_E2E_SERVICES=intake,assignment runs a subset while a service is being built.
     wanted = [s for s in os.environ.get("LEADFLOW_E2E_SERVICES", ",".join(ALL_SERVICES)).split(",") if s]
-    processes = [name for service in wanted for name, _ in Services.processes_of(service)]
-    ports = {name: _free_port() for name in processes}
     topic = f"leadflow.e2e.{uuid.uuid4().hex[:8]}"
     asyncio.run(create_topic(infra["kafka"], topic, partitions=6))
     asyncio.run(create_topic(infra["kafka"], f"{topic}.dlq", partitions=1))  # as deploy/ creates it beside the topic
-    env = {
-        **os.environ,
-        **E2E_RULES,
-        "LEADFLOW_KAFKA_BOOTSTRAP": infra["kafka"],
-        "LEADFLOW_DATABASE_URL": _fresh_database(infra["database_url"]),
-        "LEADFLOW_TOPIC": topic,
-        "LEADFLOW_CONSUMER_GROUP_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}",
-        "LEADFLOW_JWT_SECRET": DEV_JWT_SECRET,
-        "LEADFLOW_LOG_LEVEL": "INFO",
-        "LEADFLOW_INTAKE_EMBEDDED_RELAY": "false",
-        **{f"LEADFLOW_{name.upper().replace('-', '_')}_PORT": str(port) for name, port in ports.items()},
-    }
-    running = Services(env, tmp_path_factory.mktemp("service-logs"), ports)
-    try:
-        for name in processes:
-            running.start(name)
-        for name in processes:
-            running.wait_ready(name)
+    with running_processes(
+        (name for name in E2E_PROCESSES if PROCESSES[name].service in wanted),
+        kafka=infra["kafka"],
+        database_url=fresh_database(infra["database_url"]),
+        topic=topic,
+        logs=tmp_path_factory.mktemp("service-logs"),
+        rules=E2E_RULES,
+    ) as running:
         yield running
-    finally:
-        for service in list(running.procs):
-            running.stop(service)
 
 
 def token(role: str, sub: str) -> str:
