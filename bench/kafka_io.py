@@ -10,8 +10,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from bench.progress import Progress
-from shared.consumer import topic_partitions
 from shared.relay import build_producer
+from shared.topics import topic_partitions
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
 

@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.deadletters import CONSUMER_REASONS, INVALID_RECORD, error_text
 from shared.deadletters.guard import DeadLetterStore, PollGuard, Refused, Reject
@@ -47,6 +46,7 @@ ADVISORY_COMMIT_INTERVAL = 1.0  # seconds
 # per event, at the cost of at most this wait per hop; a backlog fills the minimum at once.
 FETCH_MIN_BYTES = 64 * 1024
 FETCH_MAX_WAIT_MS = 50
+SESSION_TIMEOUT_MS = 6000
 # How often a consumer looks for parked records someone asked to re-drive (``python -m shared.deadletters retry``).
 REDRIVE_INTERVAL = 2.0  # seconds
 
@@ -93,24 +93,6 @@ class PartitionBatch(NamedTuple):
 # retried, then restarts the consumer; any other error makes the consumer find and park the bad record;
 # :class:`Refused` names the records to park.
 BatchHandler = Callable[[list[PartitionBatch]], int]
-
-
-async def topic_partitions(bootstrap: str, topic: str, timeout: float = 15) -> list[int]:
-    """The topic's partition numbers; a topic just created takes a moment to show up in the metadata."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            described = await admin.describe_topics([topic])
-            partitions = sorted(p["partition"] for d in described if d.get("error_code") == 0 for p in d["partitions"])
-            if partitions:
-                return partitions
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"topic {topic} has no partitions")
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
 
 
 class _SeekToStoredPositions(ConsumerRebalanceListener):
@@ -197,6 +179,10 @@ class TopicConsumer:
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_min_bytes=FETCH_MIN_BYTES,
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            # A member killed outright holds its partitions until its session expires: the broker's smallest
+            # allowed session (6 s) lets a restarted replica take them back within the recovery target.
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
         )
         self._stopping = False
         self._pending: asyncio.Task[None] | None = None

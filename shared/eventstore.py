@@ -135,6 +135,18 @@ class DedupingProcessRecorder(PostgresProcessRecorder):
             sql.SQL(self.datastore.originator_id_type),
         )
 
+    # eventsourcing retries each of these up to 10 times on a connection error, each try waiting up to the pool
+    # timeout: while PostgreSQL is down that held a request (or a worker) for many seconds. LeadFlow answers such
+    # a request 503 at once, and its workers restart with their own back-off (shared.retry): the store's calls
+    # are made without eventsourcing's retries.
+    insert_events = PostgresProcessRecorder.insert_events.__wrapped__  # type: ignore[attr-defined]
+    select_events = PostgresProcessRecorder.select_events.__wrapped__  # type: ignore[attr-defined]
+    select_notifications = PostgresProcessRecorder.select_notifications.__wrapped__  # type: ignore[attr-defined]
+    max_notification_id = PostgresProcessRecorder.max_notification_id.__wrapped__  # type: ignore[attr-defined]
+    insert_tracking = PostgresProcessRecorder.insert_tracking.__wrapped__  # type: ignore[attr-defined]
+    max_tracking_id = PostgresProcessRecorder.max_tracking_id.__wrapped__  # type: ignore[attr-defined]
+    has_tracking_id = PostgresProcessRecorder.has_tracking_id.__wrapped__  # type: ignore[attr-defined]
+
     def _insert_stored_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         """As eventsourcing's (table lock, NOTIFY, insert returning the notification ids), with column arrays."""
         self._lock_table(curs)

@@ -205,16 +205,26 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
         return problem_response(Problem(exc.status_code, kind, detail, headers=exc.headers), request)
 
+    async def on_contended(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, GaveUp)  # a command that did not go through a Refusals table
+        return problem_response(contended(exc), request)
+
+    async def on_outage(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency unavailable", extra={"error": repr(exc), "path": request.scope["path"]})
+        return problem_response(unavailable(), request)
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, GaveUp):  # a command that did not go through a Refusals table
-            return problem_response(contended(exc), request)
-        if is_outage(exc):
-            log.warning("dependency unavailable", extra={"error": repr(exc), "path": request.scope["path"]})
-            return problem_response(unavailable(), request)
+        if is_outage(exc):  # an outage wrapped in another error
+            return await on_outage(request, exc)
         log.error("unexpected error", exc_info=exc, extra={"path": request.scope["path"]})
         return problem_response(Problem(500, "internal-error", "An unexpected error occurred."), request)
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    # Handled by class, inside the app: an error reaching the outermost (catch-all) handler is answered but
+    # then re-raised to the server, which closes the connection, and a client's next request on it fails.
+    app.add_exception_handler(GaveUp, on_contended)
+    for outage in OUTAGE_ERRORS:
+        app.add_exception_handler(outage, on_outage)
     app.add_exception_handler(Exception, on_unexpected)

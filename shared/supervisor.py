@@ -46,6 +46,9 @@ class WorkerHealth:
     restarts: deque[float] = field(default_factory=deque)
     running: bool = False
     last_error: str | None = None
+    # Whether the worker finished a unit of work since it was last (re)started: one that restarted a few
+    # times during an outage and works again is healthy, however recent its restarts.
+    moved_since_start: bool = False
 
     def __post_init__(self) -> None:
         self.last_progress = self.clock()
@@ -57,7 +60,14 @@ class WorkerHealth:
     def progressed(self) -> None:
         """A unit of work is done (or the worker looked and found none): it is alive and moving."""
         self.last_progress = self.clock()
+        self.moved_since_start = True
         self._progress_gauge.set(self.wall_clock())
+
+    def started(self) -> None:
+        """A fresh worker is running: the stall clock starts now, and it has not moved yet."""
+        self.running = True
+        self.moved_since_start = False
+        self.last_progress = self.clock()
 
     def report_lag(self, lag: int) -> None:
         """How much work the worker knows is waiting for it (records, events not yet published)."""
@@ -123,8 +133,7 @@ class Supervisor:
                 self._current[name] = worker
                 if name in self._stopping:  # halted while it was being built
                     worker.stop()
-                health.running = True
-                health.progressed()
+                health.started()
                 await worker.run()
                 return
             except asyncio.CancelledError:
@@ -152,7 +161,7 @@ class Supervisor:
                 continue
             while health.restarts and now - health.restarts[0] > self.rules.crash_loop_window:
                 health.restarts.popleft()
-            if len(health.restarts) >= self.rules.crash_loop_restarts:
+            if len(health.restarts) >= self.rules.crash_loop_restarts and not health.moved_since_start:
                 found[name] = (
                     f"crash-looping: {len(health.restarts)} restarts in {self.rules.crash_loop_window:.0f} s"
                     f" (last: {health.last_error})"

@@ -42,7 +42,7 @@ from services.followup.app import FollowupApplication
 from services.followup.config import FollowupSettings
 from services.followup.main import rules_from
 from services.followup.policies import UpstreamPolicy
-from shared.consumer import REDRIVE_INTERVAL, PartitionBatch, TopicConsumer, topic_partitions
+from shared.consumer import REDRIVE_INTERVAL, PartitionBatch, TopicConsumer
 from shared.deadletters import DeadLetterTable
 from shared.deadletters.tracked import TrackedDeadLetters
 from shared.events import encode, kafka_headers
@@ -52,6 +52,7 @@ from shared.eventstore import (
     tracked_batch_handler,
     tracked_partition_positions,
 )
+from shared.topics import topic_partitions
 
 ROUNDS = 5
 GUARD_POLLS = 100_000

@@ -33,8 +33,9 @@ from services.analytics.consumers import instance_consumer
 from services.analytics.projections import REGISTRY
 from services.analytics.tracking import InstanceWriter
 from shared import logs
-from shared.consumer import TopicConsumer, topic_partitions
+from shared.consumer import TopicConsumer
 from shared.runtime import favour_throughput, freeze_start_up
+from shared.topics import topic_partitions
 
 
 async def position(consumer: TopicConsumer, writer: InstanceWriter) -> tuple[int, int] | None:

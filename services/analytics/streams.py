@@ -24,10 +24,13 @@ import faust
 
 from services.analytics import SERVICE
 from services.analytics.config import AnalyticsSettings
-from shared.consumer import topic_partitions
 from shared.events import InvalidEvent, LeadCaptured, LeadClaimed, decode, utc_rfc3339
+from shared.topics import ensure_topic, topic_partitions
 
 log = logging.getLogger(__name__)
+
+BY_TYPE_RETENTION = timedelta(days=1)
+BROKER_SESSION_TIMEOUT = 6.0  # seconds: the broker's smallest allowed (group.min.session.timeout.ms)
 
 
 class Streams:
@@ -37,7 +40,7 @@ class Streams:
         self.settings = settings
         self.window = settings.stream_window.total_seconds()
         self.hot_after = settings.hot_lead_window.total_seconds()
-        app_id = f"{settings.consumer_group(SERVICE)}-streams"
+        app_id = app_id_of(settings)
         app = faust.App(
             app_id,
             datadir=Path(tempfile.gettempdir()) / app_id,  # faust's own files; never in the working directory
@@ -48,19 +51,23 @@ class Streams:
             web_host=settings.host,
             web_port=settings.analytics_streams_port,
             consumer_auto_offset_reset="latest",  # live signals: a new deployment starts from now
+            # A worker restarted after a crash gets its partitions back once the old member's session expires:
+            # seconds, not faust's default minute.
+            broker_session_timeout=BROKER_SESSION_TIMEOUT,
+            broker_heartbeat_interval=BROKER_SESSION_TIMEOUT / 4,
         )
         self.app = app
         self.source = app.topic(settings.topic, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
         # Counts are keyed by event type, so events are re-keyed through a topic of the app's own
         # (faust creates it: internal) before counting: one worker owns each type's count.
         self.by_type = app.topic(
-            f"{app_id}-by-type",
+            by_type_topic(settings),
             key_type=str,
             value_type=bytes,
             key_serializer="raw",
             value_serializer="raw",
             internal=True,
-            retention=timedelta(days=1),
+            retention=BY_TYPE_RETENTION,
         )
         self.activity_counts = app.Table("activity-per-window", default=int)
         self.activity = self.activity_counts.tumbling(self.window, expires=max(3600.0, 60 * self.window))
@@ -130,13 +137,37 @@ class Streams:
         return self.app.web.json({"after_seconds": self.hot_after, "leads": self.hot_leads(time.time())})
 
 
+def app_id_of(settings: AnalyticsSettings) -> str:
+    return f"{settings.consumer_group(SERVICE)}-streams"
+
+
+def by_type_topic(settings: AnalyticsSettings) -> str:
+    """The app's own topic through which events are re-keyed by type before counting."""
+    return f"{app_id_of(settings)}-by-type"
+
+
 def utc_rfc3339_from(epoch: float) -> str:
     return utc_rfc3339(datetime.fromtimestamp(epoch, UTC))
 
 
+async def prepare(settings: AnalyticsSettings) -> int:
+    """The source topic's partition count, with the app's re-keying topic created beside it: faust creates its
+    internal topics as it starts, but its consumer, subscribing at the same moment, may find the new topic
+    missing from the broker's metadata and never be assigned it (its counts then stay at 0 for good)."""
+    partitions = len(await topic_partitions(settings.kafka_bootstrap, settings.topic))
+    await ensure_topic(
+        settings.kafka_bootstrap,
+        by_type_topic(settings),
+        partitions=partitions,
+        like=settings.topic,
+        configs={"retention.ms": str(int(BY_TYPE_RETENTION.total_seconds() * 1000))},
+    )
+    return partitions
+
+
 def main() -> None:
     settings = AnalyticsSettings()
-    streams = Streams(settings, len(asyncio.run(topic_partitions(settings.kafka_bootstrap, settings.topic))))
+    streams = Streams(settings, asyncio.run(prepare(settings)))
     streams.app.main()
 
 

@@ -17,15 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.deadletters import DeadLetter, dlq_topic
 from shared.metrics import EVENTS_DEAD_LETTERED
 from shared.retry import HANDLER, TRANSIENT, GaveUp, RetryPolicy, permanent
+from shared.topics import ensure_topic
 
 log = logging.getLogger(__name__)
 
-TOPIC_ALREADY_EXISTS = 36
 # How long a worker thread waits for the dead-letter topic to acknowledge a letter before it gives up
 # (and the worker restarts, the record not parked, so not lost).
 SEND_TIMEOUT = 60.0
@@ -44,21 +43,8 @@ async def ensure_dlq_topic(bootstrap: str, topic: str, like: str) -> None:
     """Create the dead-letter topic if it is missing: one partition (few letters, read in one order),
     retained forever, replicated as ``like`` (the topic it serves). Deployments create it up front
     (``deploy/``); this covers a broker without it (tests' topics, a new environment)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-    await admin.start()
-    try:
-        described = {d["topic"]: d for d in await admin.describe_topics([topic, like])}
-        if described.get(topic, {}).get("error_code") == 0 and described[topic]["partitions"]:
-            return
-        partitions = described.get(like, {}).get("partitions") or [{"replicas": [0]}]
-        replication = max(1, len(partitions[0]["replicas"]))
-        response = await admin.create_topics([NewTopic(topic, 1, replication, topic_configs={"retention.ms": "-1"})])
-        for name, code, message in response.topic_errors:
-            if code not in (0, TOPIC_ALREADY_EXISTS):
-                raise RuntimeError(f"creating dead-letter topic {name} failed with error code {code}: {message}")
+    if await ensure_topic(bootstrap, topic, partitions=1, like=like, configs={"retention.ms": "-1"}):
         log.info("created the dead-letter topic", extra={"topic": topic})
-    finally:
-        await admin.close()
 
 
 class Parking:

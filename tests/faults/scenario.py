@@ -33,6 +33,9 @@ class FaultRun:
     counted_before: int | None  # events the streams worker counted just before the fault (None: no answer)
     killed: str | None = None  # the process killed, for a process kill
     poison: set[tuple[int, int]] = field(default_factory=set)  # (partition, offset) of records produced as poison
+    # Leads only poison names (never captured): what a service validly records in answer to such a record (followup
+    # opens a lead's file from a claim) is as orphaned as the poison, and analytics parks it too, as unknown-lead.
+    stray_leads: set[str] = field(default_factory=set)
     settled_by: float = 0.0  # time.monotonic() by which what the system shows is final
 
     def __post_init__(self) -> None:

@@ -139,6 +139,7 @@ async def poisoned(system: Services, topic: str) -> PoisonRun:
     recovery = Recovery("poison on the topic", TARGET, "the poison was produced", None)
     run = await run_fault(system, recovery, produce_poison, GIVE_UP)
     run.poison = {(p.partition, p.offset) for p in poison.values()}
+    run.stray_leads = {poison["event for an unknown lead"].lead_id}
     return PoisonRun(run, poison, [m.subject for m in markers], known, unclaimed)
 
 

@@ -109,6 +109,21 @@ def test_crash_looping_makes_the_worker_a_problem_until_it_has_been_quiet_for_th
     asyncio.run(scenario())
 
 
+def test_a_worker_that_works_again_after_restarts_is_not_crash_looping():
+    async def scenario() -> None:
+        Crashing.built = []
+        clock = Clock()
+        workers = supervisor(clock, crash_loop_restarts=3, crash_loop_window=60.0)
+        health = workers.start("recovering", lambda health: Crashing(crashes=3))
+        await settle()
+        assert "crash-looping" in workers.problems()["recovering"]  # running again, but not moved yet
+        health.progressed()  # e.g. the database is back and its first batch went through
+        assert workers.problems() == {}
+        await workers.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_worker_with_lag_and_no_progress_is_stalled_and_recovers_when_it_moves():
     async def scenario() -> None:
         clock = Clock()
