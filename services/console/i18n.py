@@ -222,9 +222,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "team.offboard_to": ("线索转给", "Move the leads to"),
     "team.offboard_pool": ("退回公海", "Back to the pool"),
     "team.offboard_confirm": (
-        "{rep} 名下 {count} 条线索将转给 {target}，账号将被停用。确认吗？",
-        "{count} leads of {rep} will move to {target}, and the account will be deactivated. Confirm?",
+        "{rep} 名下 {count} 条未结线索将转给 {target}，账号将被停用。确认吗？",
+        "{count} open leads of {rep} will move to {target}, and the account will be deactivated. Confirm?",
     ),
+    "team.offboard_customers": ("已成交和已流失的客户也一并转给接替的人。", "Won and lost customers go to the successor too."),
     "team.offboard_go": ("确认离职并转移线索", "Confirm: offboard and move the leads"),
     "team.offboarded": ("{rep} 已离职，{count} 条线索已转给 {target}。", "{rep} is offboarded; {count} leads moved to {target}."),
     "team.leads_of": ("{rep} 的线索", "Leads of {rep}"),

@@ -72,9 +72,18 @@ class Console:
         page = context.new_page()
         page.set_default_timeout(15_000)
         page.on("pageerror", lambda error: self.errors.append(f"{page.url}: {error}"))
-        page.on("console", lambda message: message.type == "error" and self.errors.append(f"{page.url}: {message.text}"))
+        page.on("console", lambda message: self._console_message(page, message))
         page.on("dialog", lambda dialog: dialog.accept())
         return page
+
+    def _console_message(self, page, message) -> None:
+        if message.type != "error":
+            return
+        # A refused page (401 wrong password, 403 CSRF, 409 …) is answered with its status on purpose; Chromium
+        # logs that status of the document itself as an error. Anything else failing to load is a real error.
+        if message.text.startswith("Failed to load resource") and message.location.get("url") == page.url:
+            return
+        self.errors.append(f"{page.url}: {message.text} ({message.location.get('url')})")
 
     def sign_in(self, page, username: str, password: str = PASSWORD, path: str = "/") -> None:
         page.goto(self.url + path)

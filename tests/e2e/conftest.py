@@ -106,7 +106,9 @@ class Services:
 
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """A command of the project (``python -m ...``) with the services' settings, e.g. the console's CLI."""
-        return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
 
     def tail(self, service: str, lines: int = 40) -> str:
         path = self.logs / f"{service}.log"
@@ -177,3 +179,7 @@ def eventually(check, timeout: float = 20.0, interval: float = 0.25):
     if last:
         raise last
     raise AssertionError("condition not met in time")
+
+
+# The console's browser fixtures, defined once for every test module (one Playwright per session).
+from tests.e2e.browser import browser, console  # noqa: E402, F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.e2e.browser import PHONE, browser, console, no_serious_axe_findings, shoot  # noqa: F401 (fixtures)
+from tests.e2e.browser import PHONE, no_serious_axe_findings, shoot
 
 
 def test_a_reps_day(console):

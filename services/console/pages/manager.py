@@ -152,8 +152,8 @@ async def offboard_confirm(request: Request, username: str, viewer: CurrentViewe
         leads = await web_of(request).backends.all_rep_leads(viewer.caller, username)
     except Refused as refused:
         leads, error = [], refusal_text(viewer, refused)
-    # To a successor every customer moves (won and lost ones too); to the pool only the open leads.
-    count = len(leads) if transfer_to else sum(1 for lead in leads if lead["stage"] not in CLOSED)
+    # The open leads are what the rep was working; a successor also takes the won and lost customers.
+    count = sum(1 for lead in leads if lead["stage"] not in CLOSED)
     confirming = "transfer_to" in request.query_params
     return await page(
         request,
@@ -191,5 +191,5 @@ async def offboard(request: Request, username: str, viewer: CurrentViewer) -> Re
     await web.sessions.end_all_of(username)
     target = transfer_to or viewer.t("team.offboard_pool")
     return await redirect_with(
-        request, viewer, "/team", "ok", viewer.t("team.offboarded", rep=username, count=done["moved"], target=target)
+        request, viewer, "/team", "ok", viewer.t("team.offboarded", rep=person.display_name, count=done["moved"], target=target)
     )
