@@ -123,6 +123,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "lead.timeline": ("时间线", "Timeline"),
     "lead.timeline_empty": ("暂无记录。", "Nothing yet."),
     "lead.open_tasks": ("待办任务", "Open tasks"),
+    "lead.no_tasks": ("暂无待办任务。", "No open tasks."),
     "lead.log": ("记录跟进", "Log a follow-up"),
     "lead.channel": ("方式", "Channel"),
     "lead.summary": ("沟通摘要", "Summary"),

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 
 from services.console.clients import Refused
 from services.console.i18n import parse_time
+from services.console.leadcards import mask_name, mask_phone
 from services.console.web import (
     CurrentViewer,
     Viewer,
@@ -127,6 +128,10 @@ async def _lead_page(
     score_reasons = []
     if customer and customer.get("score_history"):
         score_reasons = customer["score_history"][-1].get("reasons") or []
+    profile = dict((customer or {}).get("profile") or {})
+    if viewer.role == "rep" and owner != viewer.username:
+        # A pool lead, as the pool shows it to reps: who to call only once it is theirs.
+        profile.update(phone=mask_phone(profile.get("phone")), email=None, wechat=None, name=mask_name(profile.get("name")))
     may_work = owner == viewer.username or (owner is not None and viewer.role in ("manager", "admin"))
     return await page(
         request,
@@ -135,7 +140,7 @@ async def _lead_page(
         status=status,
         lead_id=lead_id,
         customer=customer,
-        profile=(customer or {}).get("profile") or {},
+        profile=profile,
         ownership=ownership,
         owner=owner,
         stage=stage,
