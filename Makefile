@@ -12,10 +12,11 @@ WEB := services/console/web
 VENDOR := services/console/static/vendor
 WEB_STAMP := $(VENDOR)/.built
 
-.PHONY: help venv web stack-up stack-down up down clean test test-unit lint token bench bench-quick docs
+.PHONY: help venv web demo stack-up stack-down up down clean test test-unit lint token bench bench-quick docs
 
 help:
 	@echo "make up        install what is missing, start Kafka, PostgreSQL, the services, the console (http://localhost:8000) and the streams worker"
+	@echo "make demo      make up, then seed two teams and a few hundred leads through the APIs; prints how to sign in"
 	@echo "make down      stop the services and the stack (data is kept)"
 	@echo "make test      install what is missing, start what the tests need, run unit+integration+e2e tests"
 	@echo "make lint      ruff + architecture checks"
@@ -53,6 +54,10 @@ up: venv web stack-up
 	@$(SERVICES) start
 	@echo
 	@echo "LeadFlow is up. Get a token:  make token ROLE=manager SUB=mgr-1   (roles: rep manager admin integration)"
+
+# A realistic organisation (two teams, a manager each, six reps) and a few hundred leads, through the real APIs.
+demo: up
+	@$(WITH_STACK_ENV) $(PY) -m services.console.demo $(DEMO_ARGS)
 
 down:
 	@$(SERVICES) stop

@@ -181,5 +181,5 @@ def eventually(check, timeout: float = 20.0, interval: float = 0.25):
     raise AssertionError("condition not met in time")
 
 
-# The console's browser fixtures, defined once for every test module (one Playwright per session).
+# The console's browser fixtures, defined once here for every test module (one Playwright open at a time).
 from tests.e2e.browser import browser, console  # noqa: E402, F401

@@ -213,9 +213,20 @@ async def log_follow_up(request: Request, lead_id: str, viewer: CurrentViewer) -
         kept = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
         return await _lead_page(request, viewer, checked, status=refused.status, error=refusal_text(viewer, refused), form=kept)
 
+    task_filter = {"lead_id": checked, "rep_id": viewer.username} if viewer.role == "rep" else {"lead_id": checked}
+
     async def shown() -> bool:
+        """The 360 timeline has the follow-up, and followup's task board the tasks it completed or planned."""
         customer = await web.backends.customer(viewer.caller, checked)
-        return any(f["follow_up_id"] == created["follow_up_id"] for f in customer.get("follow_ups", []))
+        logged = next((f for f in customer.get("follow_ups", []) if f["follow_up_id"] == created["follow_up_id"]), None)
+        if logged is None:
+            return False
+        at = parse_time(logged["at"])
+        tasks = await web.backends.tasks(viewer.caller, **task_filter)
+        return created.get("stage") in ("won", "lost") or any(
+            task.get("follow_up_id") == created["follow_up_id"] or (at and (parse_time(task["scheduled_at"]) or at) >= at)
+            for task in tasks
+        )
 
     await settle(request, shown)
     text = viewer.t("lead.logged", stage=viewer.t.label("stage", created.get("stage")))
