@@ -168,14 +168,19 @@ class DirectoryApplication(EventSourcedApplication):
         return sorted(self._people.values(), key=lambda p: (p.team or "", p.role != "manager", p.username))
 
     def team_of(self, manager: str) -> list[Person]:
-        """The people a manager leads: those who report to them, and everyone in a team they manage someone of."""
+        """The people a manager leads: those who report to them, and the reps of every team they manage someone of
+        (or are in themself). Another manager of the same team is a peer, not a report."""
         people = self.people()
         direct = [p for p in people if p.manager == manager]
         teams = {p.team for p in direct if p.team}
         me = self._people.get(manager)
         if me is not None and me.team:
             teams.add(me.team)
-        return [p for p in people if p.username != manager and (p.manager == manager or (p.team and p.team in teams))]
+        return [
+            p
+            for p in people
+            if p.username != manager and (p.manager == manager or (p.role == "rep" and p.team and p.team in teams))
+        ]
 
     def refresh(self) -> None:
         """Fold what was recorded since the last look (by this process or another) into the list."""

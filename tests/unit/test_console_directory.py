@@ -139,6 +139,7 @@ def test_a_manager_sees_their_reports_and_their_team():
     app.add(person("rep-1", team="east"), PASSWORD, NOW, None)  # in the team, no manager set
     app.add(person("rep-2", manager="mgr-1"), PASSWORD, NOW, None)  # reports to mgr-1, no team
     app.add(person("rep-3", team="west"), PASSWORD, NOW, None)
+    app.add(person("mgr-2", "manager", team="east"), PASSWORD, NOW, None)  # a peer, not a report
     assert {p.username for p in app.team_of("mgr-1")} == {"rep-1", "rep-2"}
 
 
