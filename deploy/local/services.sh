@@ -52,6 +52,8 @@ start() {
   eval "$(bash "$ROOT/deploy/local/stack.sh" env)"
   export LEADFLOW_KAFKA_BOOTSTRAP LEADFLOW_DATABASE_URL
   export LEADFLOW_INTAKE_EMBEDDED_RELAY=false
+  # The console's directory announces the reps: assignment refuses to assign to anyone else.
+  export LEADFLOW_ASSIGNMENT_DIRECTORY_REQUIRED="${LEADFLOW_ASSIGNMENT_DIRECTORY_REQUIRED:-true}"
   # The console reaches the other services where this script starts them.
   local upstream
   for upstream in intake assignment followup analytics; do

@@ -25,7 +25,9 @@ from services.assignment.domain.errors import (
     LeadNotOwned,
     NotLeadOwner,
     ReclaimCooldown,
+    RepInactive,
     RepOffboarded,
+    RepUnknown,
 )
 from services.assignment.readmodel import InvalidCursor, Page, ReadModel
 from services.assignment.turns import LeadTurns
@@ -54,6 +56,8 @@ REFUSALS: dict[type[AssignmentError], tuple[int, str]] = {
     ReclaimCooldown: (409, "reclaim-cooldown"),
     LeadClosed: (409, "lead-closed"),
     RepOffboarded: (409, "rep-offboarded"),
+    RepUnknown: (422, "rep-unknown"),
+    RepInactive: (409, "rep-inactive"),
     LeadNotOwned: (409, "lead-not-owned"),
 }
 

@@ -13,7 +13,7 @@ from services.assignment import SERVICE
 from services.assignment.api import install_routes
 from services.assignment.app import AssignmentApplication, eventstore_env
 from services.assignment.config import AssignmentSettings, load_assignment_rules
-from services.assignment.policies import UpstreamPolicy, handled
+from services.assignment.policies import DIRECTORY, UpstreamPolicy, handled
 from services.assignment.projections import Projector
 from services.assignment.publishers import to_integration_events
 from services.assignment.readmodel import ReadModel
@@ -21,6 +21,7 @@ from services.assignment.recycling import Recycler
 from services.assignment.turns import LeadTurns
 from shared.clock import Clock, system_clock
 from shared.consumer import PartitionBatch, TopicConsumer
+from shared.events import LEAD_EVENT_TYPES
 from shared.eventstore import ensure_schema, read_model_pool, tracked_batch_handler, tracked_partition_positions
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
@@ -79,6 +80,7 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
                 handle_batch=handle_batch,
                 batch_size=settings.consumer_batch_size,
                 health=health,
+                types=LEAD_EVENT_TYPES | DIRECTORY,
             )
 
         recycler = Recycler(assignment, readmodel, clock, batch_size=settings.scheduler_batch_size, on_recorded=nudge)
