@@ -178,6 +178,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{rows} rows: {created} created, {duplicates} duplicates, {invalid} invalid.",
     ),
     "import.row": ("第 {row} 行", "Row {row}"),
+    "import.row_header": ("行", "Row"),
+    "import.errors_header": ("错误", "Errors"),
     "import.progress": ("正在上传并导入…", "Uploading and importing…"),
     "import.no_file": ("请选择一个 CSV 文件。", "Choose a CSV file."),
     "funnel.title": ("销售漏斗", "Sales funnel"),

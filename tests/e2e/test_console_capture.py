@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from playwright.sync_api import expect
+
 from tests.e2e.browser import no_serious_axe_findings, shoot
 
 
@@ -34,7 +36,7 @@ def test_a_new_lead_and_the_duplicate_check_inline(console):
     # The same phone again, written differently: it exists, and it is mine.
     fill_lead(page, "冯巩", f"+86 {number[:3]} {number[3:7]} {number[7:]}")
     page.get_by_role("button", name="提交").click()
-    page.wait_for_function("document.querySelector('[data-testid=capture-result]').innerText.includes('查重')")
+    expect(result).to_contain_text("查重")
     assert result.inner_text().startswith("查重：该客户已存在，是你的线索。")
     no_serious_axe_findings(page)
     shoot(page, "new-lead-duplicate")
