@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -117,7 +117,9 @@ def web_of(request: Request) -> Web:
 def translator(request: Request) -> Translator:
     web = web_of(request)
     lang = pick_lang(request.query_params.get("lang") or request.cookies.get(LANG_COOKIE))
-    return Translator(lang, zone(request.cookies.get(TZ_COOKIE), web.settings.console_default_timezone))
+    # The browser writes its zone percent-encoded (``Asia%2FShanghai``): cookie values cannot carry every character.
+    browser_zone = unquote(request.cookies.get(TZ_COOKIE) or "") or None
+    return Translator(lang, zone(browser_zone, web.settings.console_default_timezone))
 
 
 @dataclass
