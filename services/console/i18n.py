@@ -64,6 +64,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "common.no": ("否", "no"),
     "common.done": ("完成", "Done"),
     "common.error": ("出错了", "Something went wrong"),
+    "common.unexpected": (
+        "发生了意外错误，未做任何更改。请稍后重试。",
+        "An unexpected error occurred; nothing was changed. Try again shortly.",
+    ),
     "common.in": ("{time}后", "in {time}"),
     "common.ago": ("{time}前", "{time} ago"),
     "common.overdue_by": ("已逾期 {time}", "overdue by {time}"),
@@ -208,6 +212,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "reports.responded": ("已响应", "Responded"),
     "reports.follow_ups": ("跟进次数", "Follow-ups"),
     "reports.on_time": ("按时完成", "On time"),
+    "reports.leads_owned": ("负责线索", "Leads owned"),
     "reports.rank": ("排名", "Rank"),
     "team.title": ("我的团队", "My team"),
     "team.rep": ("销售", "Rep"),

@@ -27,7 +27,7 @@ from services.console.sessions import SessionStore
 from services.console.web import CsrfRefused, PageForbidden, SignInNeeded, Web, is_htmx, render, template_environment, translator
 from shared.clock import Clock, system_clock
 from shared.eventstore import ensure_schema, eventsourcing_env
-from shared.problems import Problem, problem_response
+from shared.problems import Problem, is_outage, problem_response, unavailable
 from shared.relay import OutboxRelay
 from shared.service import create_service_app, serve
 
@@ -126,6 +126,25 @@ def install_page_handlers(app: FastAPI) -> None:
     async def forbidden(request: Request, exc: PageForbidden) -> Response:
         t = translator(request)
         return render(request, "refused.html", t=t, status=403, title=t("csrf.title"), message=t("forbidden.page"))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        """A page answers a failure as a page: the console's own database unreachable is a 503 that says so."""
+        outage = is_outage(exc)
+        if outage:
+            log.warning("dependency unavailable", extra={"error": repr(exc), "path": request.scope["path"]})
+        else:
+            log.error("unexpected error", exc_info=exc, extra={"path": request.scope["path"]})
+        if "text/html" not in request.headers.get("accept", "") or not hasattr(request.app.state, "web"):
+            return problem_response(
+                unavailable() if outage else Problem(500, "internal-error", "An unexpected error occurred."), request
+            )
+        t = translator(request)
+        message = t("refused.service-unavailable") if outage else t("common.unexpected")
+        response = render(request, "refused.html", t=t, status=503 if outage else 500, title=t("common.error"), message=message)
+        if outage:
+            response.headers["Retry-After"] = "5"
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def not_found(request: Request, exc: StarletteHTTPException) -> Response:
