@@ -43,6 +43,7 @@ $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
 	@touch $@
 
 web: $(WEB_STAMP)
+	@[ -f $(WEB)/node_modules/axe-core/axe.min.js ] || { rm -f $(WEB_STAMP); $(MAKE) --no-print-directory $(WEB_STAMP); }
 
 stack-up:
 	@$(STACK) up
