@@ -81,10 +81,13 @@ class Backends:
         params: dict[str, Any] | None = None,
         content: bytes | None = None,
         content_type: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
         headers = {"Authorization": f"Bearer {self.tokens.of(caller)}"}
         if content_type:
             headers["Content-Type"] = content_type
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         query = {k: v for k, v in (params or {}).items() if v not in (None, "")}
         try:
             response = await self._clients[service].request(
@@ -136,8 +139,9 @@ class Backends:
         page = await self.call("followup", "GET", "/tasks", caller, params={"limit": 200, **params})
         return page["items"]
 
-    async def log_follow_up(self, caller: Caller, lead_id: str, body: dict[str, Any]) -> Any:
-        return await self.call("followup", "POST", f"/leads/{lead_id}/follow-ups", caller, json=body)
+    async def log_follow_up(self, caller: Caller, lead_id: str, body: dict[str, Any], idempotency_key: str | None = None) -> Any:
+        path = f"/leads/{lead_id}/follow-ups"
+        return await self.call("followup", "POST", path, caller, json=body, idempotency_key=idempotency_key)
 
     async def complete_task(self, caller: Caller, task_id: str) -> Any:
         return await self.call("followup", "POST", f"/tasks/{task_id}/complete", caller)

@@ -45,9 +45,23 @@ def test_a_reps_day(console):
     page.fill("#fu-summary", "首次电话：需要 40 个席位的报价")
     page.fill("#fu-pain", "现有系统丢线索")
     page.fill("#fu-next-at", tomorrow)
+    form_key = page.locator("#follow-up-form input[name=form_key]").get_attribute("value")
     page.click("#follow-up-form button[type=submit]")
     page.wait_for_load_state("networkidle")
     assert "跟进已记录" in page.locator("[data-testid=flash]").inner_text()
+    # The same form sent again (a double click, a resubmitted page) records nothing more.
+    again = {
+        "csrf_token": page.locator("#follow-up-form input[name=csrf_token]").get_attribute("value"),
+        "form_key": form_key,
+        "channel": "phone",
+        "stage": "qualified",
+        "summary": "首次电话：需要 40 个席位的报价",
+        "pain_points": "现有系统丢线索",
+        "next_follow_up_at": tomorrow,
+    }
+    assert page.request.post(f"{console.url}/leads/{lead_id}/follow-ups", form=again).ok
+    page.reload()
+    assert page.locator("[data-testid=timeline] .entry-follow_up").count() == 1
     assert page.locator("[data-testid=stage]").inner_text() == "需求确认"
     assert "首次电话：需要 40 个席位的报价" in page.locator("[data-testid=timeline]").inner_text()
     # The task moved on: the first contact is done, the agreed follow-up is next.

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -157,6 +157,7 @@ async def _lead_page(
         error=error,
         notices=notices,
         form=form or {},
+        form_key=str(uuid4()),
     )
 
 
@@ -207,10 +208,12 @@ async def log_follow_up(request: Request, lead_id: str, viewer: CurrentViewer) -
         )
     web = web_of(request)
     body = follow_up_body(form, viewer)
+    # The form's own key: a double click or a resubmitted page records the follow-up once (followup replays the answer).
+    key = field(form, "form_key")
     try:
-        created = await web.backends.log_follow_up(viewer.caller, checked, body)
+        created = await web.backends.log_follow_up(viewer.caller, checked, body, idempotency_key=key)
     except Refused as refused:
-        kept = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+        kept = {k: v for k, v in form.items() if isinstance(v, str) and k not in ("csrf_token", "form_key")}
         return await _lead_page(request, viewer, checked, status=refused.status, error=refusal_text(viewer, refused), form=kept)
 
     task_filter = {"lead_id": checked, "rep_id": viewer.username} if viewer.role == "rep" else {"lead_id": checked}
