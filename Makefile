@@ -7,11 +7,16 @@ STAMP := $(VENV)/.installed
 STACK := bash deploy/local/stack.sh
 SERVICES := bash deploy/local/services.sh
 WITH_STACK_ENV = eval "$$($(STACK) env)" &&
+# The console's front-end packages (htmx, ECharts; axe-core for the browser tests), from npm by its lockfile.
+WEB := services/console/web
+VENDOR := services/console/static/vendor
+WEB_STAMP := $(VENDOR)/.built
 
-.PHONY: help venv stack-up stack-down up down clean test test-unit test-faults lint token bench bench-quick docs
+.PHONY: help venv web demo stack-up stack-down up down clean test test-unit test-faults lint token bench bench-quick docs
 
 help:
-	@echo "make up        install what is missing, start Kafka, PostgreSQL, the four services and the streams worker"
+	@echo "make up        install what is missing, start Kafka, PostgreSQL, the services, the console (http://localhost:8000) and the streams worker"
+	@echo "make demo      make up, then seed two teams and a few hundred leads through the APIs; prints how to sign in"
 	@echo "make down      stop the services and the stack (data is kept)"
 	@echo "make test      install what is missing, start what the tests need, run unit+integration+e2e tests"
 	@echo "make test-faults  kill -9 each process, Kafka and PostgreSQL under load, poison the topic; print recovery times"
@@ -30,16 +35,31 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
+# Built when missing or when the lockfile changes; the built files and node_modules are not committed.
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { echo "the console's front-end needs npm (apt-get install npm)" >&2; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp $(WEB)/node_modules/htmx.org/dist/htmx.min.js $(WEB)/node_modules/echarts/dist/echarts.min.js $(VENDOR)/
+	@touch $@
+
+web: $(WEB_STAMP)
+	@[ -f $(WEB)/node_modules/axe-core/axe.min.js ] || { rm -f $(WEB_STAMP); $(MAKE) --no-print-directory $(WEB_STAMP); }
+
 stack-up:
 	@$(STACK) up
 
 stack-down:
 	@$(STACK) down
 
-up: venv stack-up
+up: venv web stack-up
 	@$(SERVICES) start
 	@echo
 	@echo "LeadFlow is up. Get a token:  make token ROLE=manager SUB=mgr-1   (roles: rep manager admin integration)"
+
+# A realistic organisation (two teams, a manager each, six reps) and a few hundred leads, through the real APIs.
+demo: up
+	@$(WITH_STACK_ENV) $(PY) -m services.console.demo $(DEMO_ARGS)
 
 down:
 	@$(SERVICES) stop
@@ -50,7 +70,7 @@ clean:
 	@$(STACK) clean
 	rm -rf $(VENV) .bench
 
-test: venv deploy-tools stack-up
+test: venv web deploy-tools stack-up
 	@$(WITH_STACK_ENV) $(PY) -m pytest tests/unit tests/integration tests/e2e
 
 test-unit: venv

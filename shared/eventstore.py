@@ -21,8 +21,9 @@ from shared.config import ServiceSettings
 from shared.consumer import Delivered, PartitionBatch, tracking_name
 from shared.deadletters import DeadLetterTable
 
-# Seconds a request waits for a database connection before it is answered 503 (outages fail fast).
-POOL_TIMEOUT = 2
+# Seconds a request waits for a database connection before it is answered 503 (outages fail fast; a request
+# may wait twice, a read and then a write, and is still answered within ~2 s).
+POOL_TIMEOUT = 1
 
 
 def read_model_pool(database_url: str, max_size: int, **kwargs: Any) -> ConnectionPool:

@@ -198,17 +198,3 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
-
-
-@dataclass
-class Running:
-    """Adapts a coroutine function and a stop function into a :class:`Worker` (for simple workers)."""
-
-    run_fn: Callable[[], Awaitable[None]]
-    stop_fn: Callable[[], None]
-
-    async def run(self) -> None:
-        await self.run_fn()
-
-    def stop(self) -> None:
-        self.stop_fn()

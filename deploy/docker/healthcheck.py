@@ -18,6 +18,7 @@ DEFAULT_PORTS = {
     "followup": 8003,
     "analytics": 8004,
     "analytics-streams": 8014,
+    "console": 8000,
 }
 
 

@@ -9,7 +9,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PY="${LEADFLOW_PYTHON:-$ROOT/.venv/bin/python}"
 RUN="$ROOT/.stack/run"
 LOGS="$ROOT/.stack/logs"
-SERVICES=(intake-relay intake assignment followup analytics analytics-streams)
+SERVICES=(intake-relay intake assignment followup analytics analytics-streams console)
 READY_TIMEOUT="${LEADFLOW_READY_TIMEOUT:-60}"
 
 port_of() {
@@ -20,6 +20,7 @@ port_of() {
     followup) echo "${LEADFLOW_FOLLOWUP_PORT:-8003}" ;;
     analytics) echo "${LEADFLOW_ANALYTICS_PORT:-8004}" ;;
     analytics-streams) echo "${LEADFLOW_ANALYTICS_STREAMS_PORT:-8014}" ;;
+    console) echo "${LEADFLOW_CONSOLE_PORT:-8000}" ;;
   esac
 }
 
@@ -51,6 +52,13 @@ start() {
   eval "$(bash "$ROOT/deploy/local/stack.sh" env)"
   export LEADFLOW_KAFKA_BOOTSTRAP LEADFLOW_DATABASE_URL
   export LEADFLOW_INTAKE_EMBEDDED_RELAY=false
+  # The console's directory announces the reps: assignment refuses to assign to anyone else.
+  export LEADFLOW_ASSIGNMENT_DIRECTORY_REQUIRED="${LEADFLOW_ASSIGNMENT_DIRECTORY_REQUIRED:-true}"
+  # The console reaches the other services where this script starts them.
+  local upstream
+  for upstream in intake assignment followup analytics; do
+    export "LEADFLOW_${upstream^^}_URL=http://127.0.0.1:$(port_of "$upstream")"
+  done
   for svc in "${SERVICES[@]}"; do
     if running "$svc"; then continue; fi
     local port; port="$(port_of "$svc")"
@@ -77,6 +85,8 @@ start() {
     done
     if [[ $svc == analytics-streams ]]; then
       echo "$svc ready: http://localhost:$port/activity/  http://localhost:$port/hot-leads/"
+    elif [[ $svc == console ]]; then
+      echo "$svc ready: http://localhost:$port  (add people: .venv/bin/python -m services.console users add --help)"
     elif [[ $svc == intake-relay ]]; then
       echo "$svc ready: publishing intake's events (metrics: http://localhost:$port/metrics)"
     else

@@ -64,6 +64,12 @@ class Followers:
         self._serves: dict[str, str] = {}  # projection → the instance serving it
         # How far each instance's consumer got, kept across its restarts (requests wait on it).
         self._positions: dict[str, TopicPositions] = {}
+        self.health: WorkerHealth | None = None
+
+    def worker(self, health: WorkerHealth) -> Followers:
+        """How the supervisor runs the catalog poll (the same object on every start: it holds what it follows)."""
+        self.health = health
+        return self
 
     def positions_of(self, projection: str) -> TopicPositions | None:
         """How far the instance serving ``projection`` has applied the topic (None: nothing serves it here yet)."""
@@ -85,6 +91,8 @@ class Followers:
                         log.info("following instance", extra={"instance": name, "projections": instance.projection_names})
                 for name in [n for n in self._following if n not in serving]:
                     await self._halt(name)
+                if self.health is not None:
+                    self.health.progressed()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.settings.catalog_poll_interval.total_seconds())
         finally:

@@ -16,7 +16,6 @@ from services.analytics.consumers import Followers
 from services.analytics.queries import Queries
 from shared.eventstore import read_model_pool
 from shared.service import create_service_app, serve
-from shared.supervisor import Running
 
 
 def build_app(settings: AnalyticsSettings | None = None) -> FastAPI:
@@ -30,7 +29,7 @@ def build_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         await asyncio.to_thread(catalog.ensure_serving)
         followers = Followers(settings, pool, catalog, app.state.workers)
         app.state.queries, app.state.followers = Queries(pool, settings.analytics_schema), followers
-        app.state.workers.start("followers", lambda health: Running(followers.run, followers.stop))
+        app.state.workers.start("followers", followers.worker)
         try:
             yield  # the shell stops the workers (each consumer finishes its batch) before this resumes
         finally:

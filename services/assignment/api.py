@@ -23,7 +23,9 @@ from services.assignment.domain.errors import (
     LeadNotOwned,
     NotLeadOwner,
     ReclaimCooldown,
+    RepInactive,
     RepOffboarded,
+    RepUnknown,
 )
 from services.assignment.readmodel import InvalidCursor, Page, ReadModel
 from services.assignment.turns import LeadTurns
@@ -168,6 +170,8 @@ REFUSALS = Refusals(
         ReclaimCooldown: lambda refused: Problem(409, "reclaim-cooldown", str(refused), cooldown_until=refused.until.isoformat()),
         LeadClosed: (409, "lead-closed"),
         RepOffboarded: (409, "rep-offboarded"),
+        RepUnknown: (422, "rep-unknown"),
+        RepInactive: (409, "rep-inactive"),
         LeadNotOwned: (409, "lead-not-owned"),
         NotYetSeen: unseen,
     },

@@ -169,6 +169,7 @@ class AssignmentApplication(EventSourcedApplication):
             lead = repository.ownership(unit, lead_id)
             owner = repository.rep(unit, lead.owner) if lead.owner else None
             to = repository.rep(unit, rep_id)
+            to.check_assignable(directory_required=self.rules.directory_required)
             handover.assign(lead, owner, to, now=now, rules=self.rules, assigned_by=by, correlation_id=correlation_id)
             return Owned.of(lead)
 

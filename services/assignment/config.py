@@ -29,6 +29,8 @@ class AssignmentSettings(ServiceSettings):
     scheduler_tick: Duration = timedelta(seconds=10)
     scheduler_batch_size: PositiveInt = 500
     assignment_rules: Path = DEFAULT_RULES_FILE
+    # Refuse to assign (or offboard) to a rep the people directory (the console) never announced.
+    assignment_directory_required: bool = False
 
     @field_validator(
         "protection_period", "protection_extension", "first_contact_sla", "follow_up_sla", "reclaim_cooldown", "scheduler_tick"
@@ -47,6 +49,7 @@ class AssignmentSettings(ServiceSettings):
             follow_up_sla=self.follow_up_sla,
             reclaim_cooldown=self.reclaim_cooldown,
             max_leads_per_rep=self.max_leads_per_rep,
+            directory_required=self.assignment_directory_required,
         )
 
 

@@ -13,7 +13,7 @@ from services.assignment import SERVICE
 from services.assignment.api import install_routes
 from services.assignment.app import AssignmentApplication, eventstore_env
 from services.assignment.config import AssignmentSettings, load_assignment_rules
-from services.assignment.policies import UpstreamPolicy, handled
+from services.assignment.policies import DIRECTORY, UpstreamPolicy, handled
 from services.assignment.projections import Projector
 from services.assignment.publishers import to_integration_events
 from services.assignment.readmodel import ReadModel
@@ -23,6 +23,7 @@ from shared.catchup import CatchUp, OwnWrites
 from shared.clock import Clock, system_clock
 from shared.consumer import PartitionBatch
 from shared.deadletters.tracked import tracked_consumer
+from shared.events import LEAD_EVENT_TYPES
 from shared.eventstore import ensure_schema, read_model_pool, tracked_batch_handler
 from shared.positions import Positions, TopicPositions
 from shared.projector import StoredEventParking
@@ -91,6 +92,7 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
             aggregate_ids=policy.aggregate_ids,
             handle_batch=handle_batch,
             positions=consumed,
+            types=LEAD_EVENT_TYPES | DIRECTORY,
         )
 
         recycler = Recycler(assignment, readmodel, clock, batch_size=settings.scheduler_batch_size, on_recorded=nudge)

@@ -12,17 +12,30 @@ from services.assignment import repository
 from services.assignment.domain import handover
 from services.assignment.domain.errors import AssignmentError
 from services.assignment.domain.ownership import Ownership
+from services.assignment.domain.rep import rep_aggregate_id
 from services.assignment.domain.routing import AssignmentRules, pick, rotation_id
 from services.assignment.domain.rules import OwnershipRules
 from shared.clock import Clock
 from shared.consumer import Delivered
-from shared.events import FollowUpLogged, LeadCaptured, LeadLost, LeadScored, LeadStageChanged, LeadWon
+from shared.events import (
+    FollowUpLogged,
+    LeadCaptured,
+    LeadLost,
+    LeadScored,
+    LeadStageChanged,
+    LeadWon,
+    RepDeactivated,
+    RepJoined,
+    RepReactivated,
+)
 from shared.eventstore import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 
-HANDLED = frozenset({"LeadCaptured", "LeadScored", "FollowUpLogged", "LeadStageChanged", "LeadWon", "LeadLost"})
+# The people directory's events say which reps may be given leads.
+DIRECTORY = frozenset({"RepJoined", "RepDeactivated", "RepReactivated"})
+HANDLED = frozenset({"LeadCaptured", "LeadScored", "FollowUpLogged", "LeadStageChanged", "LeadWon", "LeadLost"}) | DIRECTORY
 
 
 def handled(batch: list[Delivered]) -> list[Delivered]:
@@ -40,7 +53,10 @@ class UpstreamPolicy:
 
     @staticmethod
     def aggregate_ids(item: Delivered) -> list[UUID]:
-        """The lead's Ownership, which every handled event touches (looked up for a whole batch at once)."""
+        """The lead's Ownership, which every handled event touches (looked up for a whole batch at once); the rep's
+        for a directory event."""
+        if isinstance(item.payload, RepJoined | RepDeactivated | RepReactivated):
+            return [rep_aggregate_id(item.payload.rep_id)]
         try:
             return [UUID(item.payload.lead_id)]
         except ValueError:
@@ -48,6 +64,9 @@ class UpstreamPolicy:
 
     def __call__(self, unit: UnitOfWork, item: Delivered) -> None:
         payload = item.payload
+        if isinstance(payload, RepJoined | RepDeactivated | RepReactivated):
+            repository.rep(unit, payload.rep_id).listed_in_directory(not isinstance(payload, RepDeactivated))
+            return
         if isinstance(payload, LeadCaptured):
             self.lead_captured(unit, item, payload)
             return

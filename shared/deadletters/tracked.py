@@ -5,7 +5,7 @@ resolution, in one transaction (the service's ``dead_letters`` table lives with 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -13,6 +13,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from shared.config import ServiceSettings
 from shared.consumer import BatchHandler, Delivered, TopicConsumer, tracking_name
 from shared.deadletters import DeadLetter, Entry
+from shared.events import LEAD_EVENT_TYPES
 from shared.eventstore import (
     EventSourcedApplication,
     NotWaiting,
@@ -105,6 +106,7 @@ def tracked_consumer(
     aggregate_ids: Callable[[Delivered], Iterable[UUID]] | None = None,
     handle_batch: BatchHandler | None = None,
     positions: TopicPositions | None = None,
+    types: Collection[str] = LEAD_EVENT_TYPES,
 ) -> Callable[[WorkerHealth], TopicConsumer]:
     """How the supervisor builds an event-sourced service's consumer of the topic (afresh on every start):
     positions kept with its event store, ``apply`` run exactly once per event (through ``handle_batch`` when
@@ -124,6 +126,7 @@ def tracked_consumer(
             batch_size=settings.consumer_batch_size,
             health=health,
             positions=positions,
+            types=types,
         )
 
     return build

@@ -1,4 +1,4 @@
-"""End-to-end: the four services as real processes on the real broker and database.
+"""End-to-end: the services and the console as real processes on the real broker and database.
 
 Each test session gets a database and a topic of its own, short time rules (seconds, not days)
 so that recycling and overdue escalation can be watched, and free ports of its own, so it never
@@ -29,7 +29,9 @@ from shared.config import DEV_JWT_SECRET
 from tests.conftest import create_topic
 
 ROOT = Path(__file__).resolve().parents[2]
-ALL_SERVICES = ("intake", "assignment", "followup", "analytics")
+ALL_SERVICES = ("intake", "assignment", "followup", "analytics", "console")
+# The console reaches the other services over HTTP at these settings.
+CONSOLE_UPSTREAMS = ("intake", "assignment", "followup", "analytics")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ PROCESSES = {
     "followup": Process("followup", "services.followup"),
     "analytics": Process("analytics", "services.analytics"),
     "analytics-streams": Process("analytics", "services.analytics.streams", ("worker", "-l", "info"), ready="/healthz"),
+    "console": Process("console", "services.console"),
 }
 # The end-to-end tests leave the streams worker out (tests/integration/test_analytics_streams.py covers it).
 E2E_PROCESSES = tuple(name for name in PROCESSES if name != "analytics-streams")
@@ -65,6 +68,8 @@ E2E_RULES = {
     "LEADFLOW_RELAY_POLL_INTERVAL": "100ms",
     "LEADFLOW_SOP_CONFIG": str(ROOT / "tests" / "e2e" / "followup_sop.yaml"),
     "LEADFLOW_RECYCLE_REMINDER_LEAD": "3s",
+    # The console's browser tests sign in often from one address.
+    "LEADFLOW_CONSOLE_LOGIN_FAILURES_PER_ADDRESS": "1000",
 }
 
 
@@ -123,6 +128,12 @@ class Services:
             proc.kill()
             proc.wait()
 
+    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """A command of the project (``python -m ...``) with the services' settings, e.g. the console's CLI."""
+        return subprocess.run(
+            [sys.executable, "-m", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
     def tail(self, name: str, lines: int = 40) -> str:
         path = self.logs / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
@@ -147,6 +158,7 @@ def running_processes(
         "LEADFLOW_LOG_LEVEL": "INFO",
         "LEADFLOW_INTAKE_EMBEDDED_RELAY": "false",
         **{f"LEADFLOW_{name.upper().replace('-', '_')}_PORT": str(port) for name, port in ports.items()},
+        **{f"LEADFLOW_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in CONSOLE_UPSTREAMS if name in ports},
     }
     running = Services(env, logs, ports)
     try:
@@ -210,3 +222,7 @@ def eventually(check, timeout: float = 20.0, interval: float = 0.25):
     if last:
         raise last
     raise AssertionError("condition not met in time")
+
+
+# The console's browser fixtures, defined once here for every test module (one Playwright open at a time).
+from tests.e2e.browser import browser, console  # noqa: E402, F401

@@ -19,7 +19,7 @@ from tests.unit.test_deploy_settings import settings_variables
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
-SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004}
+SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004, "console": 8000}
 SECRETS = ("LEADFLOW_JWT_SECRET", "LEADFLOW_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
 
 
@@ -156,6 +156,13 @@ def test_services_read_every_variable_compose_sets(rendered):
     for name in (*SERVICES, "intake-relay", "analytics-streams", "topic-bootstrap"):
         unknown = {var for var in rendered["services"][name]["environment"] if var not in known}
         assert not unknown, f"{name}: no LeadFlow setting reads {sorted(unknown)}"
+
+
+def test_the_console_reaches_the_other_services_by_their_compose_names(rendered):
+    env = rendered["services"]["console"]["environment"]
+    for name, port in SERVICES.items():
+        if name != "console":
+            assert env[f"LEADFLOW_{name.upper()}_URL"] == f"http://{name}:{port}"
 
 
 def test_prometheus_and_grafana_get_their_configuration(rendered):

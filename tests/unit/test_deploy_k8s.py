@@ -19,7 +19,7 @@ from tests.unit.test_deploy_settings import settings_variables
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
-SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004}
+SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004, "console": 8000}
 HTTP_SIDE = {"intake", "analytics"}
 STREAMS = "analytics-streams"  # analytics' faust worker: no database, so no readiness beyond being alive
 RELAY = "intake-relay"  # intake's outbox relay: one replica publishes, the others stand by (advisory lock)
@@ -127,7 +127,14 @@ def test_each_service_runs_its_own_process_on_its_port_behind_a_service(rendered
     env = {item["name"]: item["value"] for item in container["env"]}
     # intake records only: intake-relay publishes what it records.
     relay = {"LEADFLOW_INTAKE_EMBEDDED_RELAY": "false"} if service == "intake" else {}
-    assert env == {"LEADFLOW_SERVICE": service, f"LEADFLOW_{service.upper()}_PORT": str(port), **relay}
+    # The console reaches the other services by their Services' names, and sits behind TLS.
+    upstreams = (
+        {f"LEADFLOW_{name.upper()}_URL": f"http://leadflow-{name}:{p}" for name, p in SERVICES.items() if name != "console"}
+        | {"LEADFLOW_CONSOLE_COOKIE_SECURE": "true"}
+        if service == "console"
+        else {}
+    )
+    assert env == {"LEADFLOW_SERVICE": service, f"LEADFLOW_{service.upper()}_PORT": str(port), **relay, **upstreams}
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(port)
     service_doc = of_kind(docs, "Service")[f"leadflow-{service}"]

@@ -47,6 +47,20 @@ class RepOffboarded(AssignmentError):
         super().__init__(f"Rep {rep_id} has been offboarded and cannot own leads.")
 
 
+class RepUnknown(AssignmentError):
+    """The people directory has not announced this rep (with ``directory_required``)."""
+
+    def __init__(self, rep_id: str) -> None:
+        super().__init__(f"Rep {rep_id} is not in the people directory.")
+
+
+class RepInactive(AssignmentError):
+    """The people directory deactivated this rep."""
+
+    def __init__(self, rep_id: str) -> None:
+        super().__init__(f"Rep {rep_id} is deactivated in the people directory and cannot own leads.")
+
+
 class LeadNotFound(AssignmentError):
     def __init__(self, lead_id: str) -> None:
         super().__init__(f"No lead {lead_id} is known to assignment.")

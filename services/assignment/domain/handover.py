@@ -93,5 +93,6 @@ def check_offboarding(leaving: Rep, target: Rep | None, rules: OwnershipRules) -
         return
     if target.offboarded:
         raise RepOffboarded(target.rep_id)
+    target.check_assignable(directory_required=rules.directory_required)
     if target.open_leads + leaving.open_leads > rules.max_leads_per_rep:
         raise ClaimLimitReached(target.rep_id, rules.max_leads_per_rep)

@@ -9,7 +9,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from services.assignment.domain.errors import ClaimLimitReached, RepOffboarded
+from services.assignment.domain.errors import ClaimLimitReached, RepInactive, RepOffboarded, RepUnknown
 
 REP_NAMESPACE = UUID("3c9b8d4e-2f61-4e0a-9b7d-8a5e1c2f6d30")
 
@@ -30,17 +30,21 @@ class Rep(Aggregate):
         self.rep_id = rep_id
         self.leads: dict[str, str] = {}
         self.offboarded = False
+        # What the people directory said of the rep: None (nothing yet), True (active), False (deactivated).
+        self.listed: bool | None = None
 
     @property
     def open_leads(self) -> int:
         return sum(1 for state in self.leads.values() if state == "open")
 
     def has_room(self, limit: int) -> bool:
-        return not self.offboarded and self.open_leads < limit
+        return not self.offboarded and self.listed is not False and self.open_leads < limit
 
     def take(self, lead_id: str, *, open_lead: bool, limit: int) -> None:
         if self.offboarded:
             raise RepOffboarded(self.rep_id)
+        if self.listed is False:
+            raise RepInactive(self.rep_id)
         if open_lead and self.open_leads >= limit:
             raise ClaimLimitReached(self.rep_id, limit)
         self._took(lead_id=lead_id, state="open" if open_lead else "closed")
@@ -65,6 +69,23 @@ class Rep(Aggregate):
     @event("LeadClosed")
     def _lead_closed(self, *, lead_id: str) -> None:
         self.leads[lead_id] = "closed"
+
+    def check_assignable(self, *, directory_required: bool) -> None:
+        """Before a manager gives this rep leads: the directory must not have deactivated them (nor, when it is
+        required, never have announced them)."""
+        if self.listed is False:
+            raise RepInactive(self.rep_id)
+        if directory_required and self.listed is None:
+            raise RepUnknown(self.rep_id)
+
+    def listed_in_directory(self, active: bool) -> None:
+        """The directory announced the rep (joined, reactivated: active) or deactivated them."""
+        if self.listed is not active:
+            self._listed(active=active)
+
+    @event("Listed")
+    def _listed(self, *, active: bool) -> None:
+        self.listed = active
 
     def offboard(self, *, at: datetime, offboarded_by: str) -> None:
         """From now on the rep can take no lead; idempotent, so an interrupted offboarding can be retried."""

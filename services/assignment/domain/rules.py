@@ -20,6 +20,8 @@ class OwnershipRules:
     follow_up_sla: timedelta = timedelta(days=7)
     reclaim_cooldown: timedelta = timedelta(days=7)
     max_leads_per_rep: int = 200
+    # Assigning (or offboarding) to a rep the people directory never announced is refused (RepJoined).
+    directory_required: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,3 @@
+"""console: the web workbench for reps, managers and admins, sign-in, and the people directory."""
+
+SERVICE = "console"
