@@ -19,7 +19,7 @@ from tests.unit.test_deploy_settings import settings_variables
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
-SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004}
+SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004, "notify": 8005}
 HTTP_SIDE = {"intake", "analytics"}
 STREAMS = "analytics-streams"  # analytics' faust worker: no database, so no readiness beyond being alive
 RELAY = "intake-relay"  # intake's outbox relay: one replica publishes, the others stand by (advisory lock)
