@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader
 
 from services.notify.domain.preferences import Language
 
@@ -46,7 +46,8 @@ class Messages:
         self.env = Environment(
             loader=FileSystemLoader(templates),
             autoescape=False,  # plain text for mail bodies and robot markdown, never HTML
-            undefined=StrictUndefined,
+            # A parameter a notice lacks (an older notice, a lead notify never saw) renders empty: templates use
+            # ``x or "…"`` and ``{% if x %}`` for every optional one.
             trim_blocks=True,
             lstrip_blocks=True,
         )

@@ -16,8 +16,6 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 def _embedded_v4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
     if address.teredo is not None:
@@ -30,6 +28,8 @@ def _embedded_v4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None
 def refusal(address: Address) -> str | None:
     """Why a delivery may not go to ``address`` (None: it may)."""
     if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # the IPv4 address itself, as a dual-stack socket would reach it
+            return refusal(address.ipv4_mapped)
         embedded = _embedded_v4(address)
         if embedded is not None and (why := refusal(embedded)) is not None:
             return f"{address} embeds {why}"
