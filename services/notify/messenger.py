@@ -61,17 +61,22 @@ class Messenger:
     async def run(self) -> None:
         while not self._stopping:
             self.wake.clear()
-            planned = await asyncio.to_thread(self.people.plan_new, self.clock(), PLAN_BATCH, self.plan)
-            sends = await asyncio.to_thread(self.people.claim_due, self.clock(), SEND_BATCH, SEND_LEASE)
-            if sends:
-                results = await asyncio.gather(*(self.send(s) for s in sends))
-                await asyncio.to_thread(self.people.finished, results, self.clock())
+            busy = await self.step()
             if self.health is not None:
                 self.health.progressed()
-            if planned or sends:
+            if busy:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+
+    async def step(self) -> int:
+        """Plan what is new, send what is due; returns how many notices and sends it handled."""
+        planned = await asyncio.to_thread(self.people.plan_new, self.clock(), PLAN_BATCH, self.plan)
+        sends = await asyncio.to_thread(self.people.claim_due, self.clock(), SEND_BATCH, SEND_LEASE)
+        if sends:
+            results = await asyncio.gather(*(self.send(s) for s in sends))
+            await asyncio.to_thread(self.people.finished, results, self.clock())
+        return planned + len(sends)
 
     def _message(self, notice: PendingNotice, person: Person | None, prefs: Preferences, now: datetime) -> Message:
         reader = person.display_name if person else notice.recipient
