@@ -1,8 +1,9 @@
-"""End-to-end: the four services as real processes on the real broker and database.
+"""End-to-end: the services as real processes on the real broker and database.
 
 Each test session gets a database and a topic of its own, short time rules (seconds, not days)
 so that recycling and overdue escalation can be watched, and free ports of its own, so it never
-disturbs a stack started with ``make up`` nor another test run.
+disturbs a stack started with ``make up`` nor another test run. notify mails to a real SMTP server the session
+starts (``services.mailbox``), and may deliver webhooks to receivers on this machine.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import pytest
 from shared.auth import mint_token
 from shared.config import DEV_JWT_SECRET
 from tests.conftest import create_topic
+from tests.mailbox import Mailbox
 
 ROOT = Path(__file__).resolve().parents[2]
-ALL_SERVICES = ("intake", "assignment", "followup", "analytics")
+ALL_SERVICES = ("intake", "assignment", "followup", "analytics", "notify")
 # As `make up` runs them: intake records in one process and publishes from another (its relay).
 PROCESSES = {"intake": (("intake-relay", ("relay",)), ("intake", ()))}
 
@@ -41,6 +43,13 @@ E2E_RULES = {
     "LEADFLOW_RELAY_POLL_INTERVAL": "100ms",
     "LEADFLOW_SOP_CONFIG": str(ROOT / "tests" / "e2e" / "followup_sop.yaml"),
     "LEADFLOW_RECYCLE_REMINDER_LEAD": "3s",
+    # notify: receivers run on this machine; retries come quickly; the ticker looks often.
+    "LEADFLOW_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+    "LEADFLOW_WEBHOOK_RETRY_BASE": "100ms",
+    "LEADFLOW_WEBHOOK_RETRY_CAP": "500ms",
+    "LEADFLOW_WEBHOOK_TIMEOUT": "3s",
+    "LEADFLOW_NOTIFY_TICK": "300ms",
+    "LEADFLOW_NOTIFY_TIMEZONE": "UTC",
 }
 
 
@@ -51,10 +60,11 @@ def _free_port() -> int:
 
 
 class Services:
-    def __init__(self, env: dict[str, str], logs: Path, ports: dict[str, int]) -> None:
+    def __init__(self, env: dict[str, str], logs: Path, ports: dict[str, int], mailbox: Mailbox | None = None) -> None:
         self.env = env
         self.logs = logs
         self.ports = ports
+        self.mailbox = mailbox
         self.procs: dict[str, subprocess.Popen] = {}
 
     def url(self, service: str) -> str:
@@ -121,6 +131,7 @@ def services(infra, tmp_path_factory) -> Iterator[Services]:
     ports = {name: _free_port() for name in processes}
     topic = f"leadflow.e2e.{uuid.uuid4().hex[:8]}"
     asyncio.run(create_topic(infra["kafka"], topic, partitions=6))
+    mailbox = Mailbox().start()
     env = {
         **os.environ,
         **E2E_RULES,
@@ -131,9 +142,10 @@ def services(infra, tmp_path_factory) -> Iterator[Services]:
         "LEADFLOW_JWT_SECRET": DEV_JWT_SECRET,
         "LEADFLOW_LOG_LEVEL": "INFO",
         "LEADFLOW_INTAKE_EMBEDDED_RELAY": "false",
+        "LEADFLOW_SMTP_URL": mailbox.url,
         **{f"LEADFLOW_{name.upper().replace('-', '_')}_PORT": str(port) for name, port in ports.items()},
     }
-    running = Services(env, tmp_path_factory.mktemp("service-logs"), ports)
+    running = Services(env, tmp_path_factory.mktemp("service-logs"), ports, mailbox)
     try:
         for name in processes:
             running.start(name)
@@ -143,6 +155,7 @@ def services(infra, tmp_path_factory) -> Iterator[Services]:
     finally:
         for service in list(running.procs):
             running.stop(service)
+        mailbox.stop()
 
 
 def token(role: str, sub: str) -> str:

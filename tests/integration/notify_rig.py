@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from aiosmtpd.controller import Controller
 from psycopg_pool import ConnectionPool
 
 from services.notify.domain.notices import Rules
@@ -25,6 +24,9 @@ from services.notify.store.tables import Tables
 from services.notify.store.topic import TopicWriter
 from shared.consumer import Delivered, PartitionBatch
 from shared.events import AnyPayload, encode, make_envelope
+from tests.mailbox import Mailbox
+
+__all__ = ["RULES", "Mailbox", "Receiver", "Rig", "free_port", "until"]
 from shared.eventstore import read_model_pool
 
 RULES = Rules(first_contact_sla=timedelta(hours=48), due_soon_before=timedelta(minutes=30), max_event_age=timedelta(hours=1))
@@ -146,33 +148,6 @@ async def until(check, timeout: float = 15.0, interval: float = 0.05):
             return result
         await asyncio.sleep(interval)
     raise AssertionError(f"not met within {timeout}s")
-
-
-class Mailbox:
-    """An SMTP server (aiosmtpd) on a free port that keeps every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-        self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server, session, envelope):
-        from email import message_from_bytes, policy
-
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append((envelope.rcpt_tos, message))
-        return "250 OK"
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-    def start(self) -> Mailbox:
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        self.controller.stop()
 
 
 def utc(*args: int) -> datetime:
