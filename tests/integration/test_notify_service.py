@@ -1,0 +1,77 @@
+"""The notify app itself (its lifespan, workers and HTTP API) on a real server, broker and database, with private
+networks not allowed, as in production."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+import uvicorn
+
+from services.notify.config import NotifySettings
+from services.notify.main import build_app
+from shared.auth import mint_token
+from shared.config import DEV_JWT_SECRET
+from tests.integration.notify_rig import free_port, until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def notify(infra, fresh_schema, fresh_topic):
+    settings = NotifySettings(
+        kafka_bootstrap=infra["kafka"],
+        database_url=infra["database_url"],
+        topic=fresh_topic,
+        notify_schema=fresh_schema,
+        consumer_group_prefix=f"it-{uuid.uuid4().hex[:8]}",
+        webhook_allow_private_networks=False,
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_app(settings), host="127.0.0.1", port=port, log_config=None))
+    task = asyncio.create_task(server.serve())
+    await until(lambda: server.started, timeout=30)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, 'admin-1', 'admin')}"},
+            timeout=10,
+        ) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost:8080/hook",
+        "https://[::1]/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.8/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+    ],
+)
+async def test_a_subscription_to_a_private_address_is_refused_naming_the_url(notify, url):
+    response = await notify.post("/webhooks", json={"url": url})
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert error["field"] == "url" and "LEADFLOW_WEBHOOK_ALLOW_PRIVATE_NETWORKS" in error["message"]
+
+
+async def test_a_public_receiver_is_accepted_and_its_secret_shown_once(notify):
+    created = await notify.post("/webhooks", json={"url": "https://8.8.8.8/hook", "types": ["LeadWon"]})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["secret"].startswith("whsec_") and body["types"] == ["LeadWon"] and body["state"] == "active"
+    shown = (await notify.get(f"/webhooks/{body['id']}")).json()
+    assert "secret" not in shown
+    assert (await notify.post(f"/webhooks/{body['id']}/pause")).json()["state"] == "paused"
+    assert (await notify.post(f"/webhooks/{body['id']}/resume")).json()["state"] == "active"
+    assert (await notify.delete(f"/webhooks/{body['id']}")).status_code == 204
+    assert (await notify.get(f"/webhooks/{body['id']}")).status_code == 404
+    assert (await notify.get("/readyz")).status_code == 200
