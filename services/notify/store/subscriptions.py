@@ -15,6 +15,7 @@ from services.notify.store.queue import pause_subscriptions
 from services.notify.store.tables import NIL_REPLAY, Tables
 
 _COLUMNS = "id, url, types, description, state, paused_reason, owner, created_at, updated_at, failing_since, last_success_at"
+_WAITING = "(SELECT COALESCE(sum(pending), 0) FROM {s}.lanes l WHERE l.subscription_id = s.id) AS waiting"
 _DELIVERY_COLUMNS = (
     "d.id, d.subscription_id, d.event_id, d.lead_key AS subject, d.type, d.event_time, d.status, d.attempts,"
     " d.created_at, d.first_attempt_at, d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at,"
@@ -51,16 +52,16 @@ class Subscriptions:
 
     def get(self, sid: UUID) -> dict[str, Any] | None:
         with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(self.t.q(f"SELECT {_COLUMNS} FROM {{s}}.subscriptions WHERE id = %s AND state <> 'deleted'"), (sid,))
+            cur.execute(
+                self.t.q(f"SELECT {_COLUMNS}, {_WAITING} FROM {{s}}.subscriptions s WHERE id = %s AND state <> 'deleted'"),
+                (sid,),
+            )
             return cur.fetchone()
 
     def list(self) -> list[dict[str, Any]]:
         with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
-                self.t.q(
-                    f"SELECT {_COLUMNS}, (SELECT COALESCE(sum(pending), 0) FROM {{s}}.lanes l WHERE l.subscription_id = s.id)"
-                    " AS waiting FROM {s}.subscriptions s WHERE state <> 'deleted' ORDER BY created_at"
-                )
+                self.t.q(f"SELECT {_COLUMNS}, {_WAITING} FROM {{s}}.subscriptions s WHERE state <> 'deleted' ORDER BY created_at")
             )
             return cur.fetchall()
 
