@@ -29,7 +29,7 @@ class NotifySettings(ServiceSettings):
     webhook_pause_after: Duration = timedelta(hours=24)
     # Attempts in flight at once, in all and per subscription (so one slow receiver cannot take every slot).
     webhook_max_in_flight: int = 256
-    webhook_max_in_flight_per_subscription: int = 64
+    webhook_max_in_flight_per_subscription: int = 128
     # How often the delivery worker looks for due work when nothing woke it.
     webhook_poll_interval: Duration = timedelta(milliseconds=200)
 

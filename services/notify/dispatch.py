@@ -14,6 +14,7 @@ import logging
 import time
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from services.notify import SERVICE
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 CLAIM_BATCH = 500
 # Outcomes wait this long for company before they are recorded: a burst is written in a few transactions.
 FLUSH_DELAY = 0.005
+CLAIM_COALESCE = 0.002
 
 
 class Dispatcher:
@@ -69,6 +71,16 @@ class Dispatcher:
         self._per_subscription: Counter[UUID] = Counter()
         self._outcomes: list[Outcome] = []
         self._have_outcomes = asyncio.Event()
+        # The series touched on every attempt, looked up once (``labels()`` validates and locks on each call).
+        self._durations = WEBHOOK_ATTEMPT_DURATION.labels(SERVICE)
+        self._latency = NOTIFICATION_LATENCY.labels(SERVICE, "webhook")
+        self._sent: dict[str, Any] = {}
+
+    def _sent_of(self, event_type: str) -> Any:
+        series = self._sent.get(event_type)
+        if series is None:
+            series = self._sent[event_type] = NOTIFICATIONS_SENT.labels(SERVICE, "webhook", event_type)
+        return series
 
     def stop(self) -> None:
         self._stopping = True
@@ -94,6 +106,8 @@ class Dispatcher:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+                # Attempts end one by one: a moment's wait lets a claim take many freed slots in one round trip.
+                await asyncio.sleep(CLAIM_COALESCE)
         finally:
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self.sender.timeout + 1)
@@ -123,10 +137,10 @@ class Dispatcher:
                 policy=self.backoff,
                 retry_for=self.retry_for,
             )
-            WEBHOOK_ATTEMPT_DURATION.labels(SERVICE).observe(duration)
+            self._durations.observe(duration)
             if isinstance(outcome, Delivered):
-                NOTIFICATIONS_SENT.labels(SERVICE, "webhook", work.type).inc()
-                NOTIFICATION_LATENCY.labels(SERVICE, "webhook").observe(max(0.0, (at - work.event_time).total_seconds()))
+                self._sent_of(work.type).inc()
+                self._latency.observe(max(0.0, (at - work.event_time).total_seconds()))
             else:
                 NOTIFICATION_FAILURES.labels(SERVICE, "webhook", answer.reason).inc()
                 if isinstance(outcome, Parked):
