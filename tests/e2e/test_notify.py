@@ -112,15 +112,16 @@ def test_the_assigned_rep_is_mailed_and_sees_it_in_the_feed(services):
     publish_directory(services, RepJoined(rep_id=rep, display_name="李雷", role="rep", team="east", email=email))
     lead = capture(services, "王芳")
     assign(services, lead, rep)
-    (mail,) = eventually(lambda: services.mailbox.to(email), timeout=30)
+    # Its first-contact task (due within seconds in the e2e SOP) is reminded too: the assignment is the mail naming the lead.
+    (mail,) = eventually(lambda: [m for m in services.mailbox.to(email) if "新线索" in m["Subject"]], timeout=30)
     assert "王芳" in mail["Subject"]
     assert "李雷" in mail.get_content()
-    feed = httpx.get(f"{services.url('notify')}/feed", headers=auth("rep", rep)).json()
-    assert [(item["kind"], item["lead_id"]) for item in feed["items"]] == [("lead_assigned", lead)]
-    assert (
-        httpx.get(f"{services.url('notify')}/feed", params={"after": feed["last_id"]}, headers=auth("rep", rep)).json()["items"]
-        == []
-    )
+    feed = httpx.get(f"{services.url('notify')}/feed", headers=auth("rep", rep)).json()["items"]
+    assert (feed[0]["kind"], feed[0]["lead_id"], feed[0]["title"]) == ("lead_assigned", lead, mail["Subject"])
+    # The e2e SOP makes the first-contact task due within seconds: its reminder follows, also in the feed.
+    later = httpx.get(f"{services.url('notify')}/feed", params={"after": feed[0]["id"]}, headers=auth("rep", rep)).json()
+    assert all(item["id"] > feed[0]["id"] for item in later["items"])
+    assert {item["kind"] for item in later["items"]} <= {"task_due_soon", "task_overdue", "recycle_warning"}
 
 
 def test_a_receiver_failing_twice_gets_the_leads_events_signed_in_order_and_a_replay_sends_them_again(services):
@@ -203,3 +204,32 @@ def test_preferences_are_the_callers_and_checked(services):
     bad = httpx.put(url, json={**wanted, "timezone": "Mars/Olympus"}, headers=rep)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "timezone"
     assert httpx.put(url, json={**wanted, "channels": ["pager"]}, headers=rep).status_code == 422
+
+
+def test_an_overdue_task_is_mailed_to_the_rep_and_the_manager_it_was_escalated_to(services):
+    rep = f"rep-{uuid.uuid4().hex[:8]}"
+    manager_mail = f"sales-manager-{uuid.uuid4().hex[:6]}@example.com"
+    # followup escalates to the default manager, sales-manager, in the e2e session; the directory knows their address.
+    publish_directory(
+        services,
+        RepJoined(rep_id=rep, display_name="李雷", role="rep", email=f"{rep}@example.com"),
+        RepJoined(rep_id="sales-manager", display_name="张经理", role="manager", email=manager_mail),
+    )
+    lead = capture(services, "孙七")
+    assign(services, lead, rep)
+    logged = eventually(
+        lambda: (
+            httpx.post(
+                f"{services.url('followup')}/leads/{lead}/follow-ups",
+                json={"channel": "phone", "summary": "首次通话"},
+                headers=auth("rep", rep),
+            ).status_code
+            == 201
+        )
+    )
+    assert logged
+    # The e2e SOP plans the next contact 2 s later; unmet, it becomes overdue and is escalated.
+    overdue = eventually(lambda: [m for m in services.mailbox.to(f"{rep}@example.com") if "逾期" in m["Subject"]], timeout=40)
+    assert "孙七" in overdue[0]["Subject"]
+    escalated = eventually(lambda: [m for m in services.mailbox.to(manager_mail) if "孙七" in m["Subject"]], timeout=40)
+    assert "李雷" in escalated[0]["Subject"]
