@@ -30,6 +30,8 @@ class NotifySettings(ServiceSettings):
     # Attempts in flight at once, in all and per subscription (so one slow receiver cannot take every slot).
     webhook_max_in_flight: int = 256
     webhook_max_in_flight_per_subscription: int = 128
+    # The delivery log, notices and feed items are kept this long (parked deliveries until re-sent).
+    notify_retention: Duration = timedelta(days=30)
     # How often the delivery worker looks for due work when nothing woke it.
     webhook_poll_interval: Duration = timedelta(milliseconds=200)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from services.notify import SERVICE
 from services.notify.domain.preferences import digest_due
@@ -15,6 +15,8 @@ from shared.metrics import NOTIFICATION_QUEUE_DEPTH, WEBHOOK_SUBSCRIPTIONS_PAUSE
 
 log = logging.getLogger(__name__)
 
+PURGE_EVERY = timedelta(minutes=1)
+
 
 class Housekeeping:
     def __init__(
@@ -24,12 +26,15 @@ class Housekeeping:
         clock: Clock,
         pause_after: timedelta,
         wake_messenger: Callable[[], None] = lambda: None,
+        retention: timedelta = timedelta(days=30),
     ) -> None:
         self.people = people
         self.queue = queue
         self.clock = clock
         self.pause_after = pause_after
         self.wake_messenger = wake_messenger
+        self.retention = retention
+        self._purged_at: datetime | None = None
 
     def tick(self) -> None:
         now = self.clock()
@@ -48,6 +53,10 @@ class Housekeeping:
             )
         if raised or digests or paused:
             self.wake_messenger()
+        if self._purged_at is None or now - self._purged_at >= PURGE_EVERY:
+            self._purged_at = now
+            self.queue.purge(now - self.retention)
+            self.people.purge(now - self.retention)
         waiting, parked = self.queue.depth()
         NOTIFICATION_QUEUE_DEPTH.labels(SERVICE, "webhook").set(waiting)
         NOTIFICATION_QUEUE_DEPTH.labels(SERVICE, "webhook_parked").set(parked)

@@ -104,7 +104,9 @@ def build_app(settings: NotifySettings | None = None, clock: Clock = system_cloc
             attempts=1_000_000, base=settings.webhook_retry_base.total_seconds(), cap=settings.webhook_retry_cap.total_seconds()
         )
         replays = Replays(settings, pool, tables, subscriptions, app.state.workers, clock)
-        housekeeping = Housekeeping(people, queue, clock, settings.webhook_pause_after, wake_messenger)
+        housekeeping = Housekeeping(
+            people, queue, clock, settings.webhook_pause_after, wake_messenger, retention=settings.notify_retention
+        )
         app.state.subscriptions, app.state.people, app.state.guard, app.state.replays = subscriptions, people, guard, replays
         app.state.wake_dispatcher = wake_dispatcher
 

@@ -220,3 +220,17 @@ async def test_a_person_without_an_address_is_skipped_on_email_but_has_the_feed(
     assert mailbox.messages == []
     assert rig.rows("SELECT state, last_error FROM {s}.sends") == [("skipped", "no e-mail address in the directory")]
     assert rig.people.feed("rep-unknown", 0, 10)[0]["kind"] == "lead_assigned"
+
+
+async def test_old_notices_are_purged_with_their_sends_and_feed_items(rig, mailbox, clock):
+    rig.publish(joined("rep-1", "李雷", "lilei@example.com"))
+    lead = str(uuid.uuid4())
+    rig.publish(lead_of(lead), assigned(lead))
+    worker = messenger(rig, {"email": EmailChannel(mailbox.url, "LeadFlow <l@example.com>", 5)})
+    while await worker.step():
+        pass
+    assert rig.people.purge(clock() - timedelta(days=30)) == 0
+    clock.advance(timedelta(days=31))
+    rig.people.purge(clock() - timedelta(days=30))
+    counts = [rig.scalar(f"SELECT count(*) FROM {{s}}.{table}") for table in ("notices", "sends", "feed")]
+    assert counts == [0, 0, 0]

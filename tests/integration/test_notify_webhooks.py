@@ -14,7 +14,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from services.notify.dispatch import Dispatcher
-from services.notify.domain.attempts import Answer, RetryAt
+from services.notify.domain.attempts import Answer, Delivered, Parked, RetryAt
 from services.notify.domain.subscriptions import generate_secret
 from services.notify.guard import AddressGuard, AddressRefused
 from services.notify.sender import WebhookSender
@@ -234,5 +234,31 @@ def test_a_subscription_failing_for_a_day_is_paused_and_its_owner_told(infra, fr
         rig.subscriptions.resume(sid, clock())
         (again,) = rig.queue.claim(clock(), 10, {}, 10)
         assert isinstance(again, Work) and again.delivery_id == work.delivery_id and again.failures == 1
+    finally:
+        rig.close()
+
+
+def test_the_log_of_old_deliveries_is_purged_but_parked_ones_stay(infra, fresh_schema):
+    clock = FakeClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
+    rig = Rig(infra["database_url"], fresh_schema, clock)
+    try:
+        rig.subscribe("https://hooks.example.com/in", generate_secret())
+        made, refused = rig.publish(captured(str(uuid.uuid4())), captured(str(uuid.uuid4())))
+        works = {w.event_id: w for w in rig.queue.claim(clock(), 10, {}, 10)}
+        rig.queue.complete(
+            [
+                Outcome(works[made.envelope.id], Answer(status=204), clock(), 0.01, Delivered()),
+                Outcome(
+                    works[refused.envelope.id], Answer(status=400), clock(), 0.01, Parked("receiver answered 400", "rejected")
+                ),
+            ],
+            clock(),
+        )
+        assert rig.queue.purge(clock() - timedelta(days=30)) == 0  # nothing is that old yet
+        clock.advance(timedelta(days=31))
+        rig.queue.purge(clock() - timedelta(days=30))
+        assert rig.rows("SELECT event_id, status FROM {s}.deliveries") == [(refused.envelope.id, "parked")]
+        assert rig.rows("SELECT event_id FROM {s}.webhook_events") == [(refused.envelope.id,)]  # still re-sendable
+        assert rig.scalar("SELECT count(*) FROM {s}.attempts") == 1
     finally:
         rig.close()

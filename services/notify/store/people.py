@@ -324,6 +324,21 @@ class People:
             )
             return len(items)
 
+    def purge(self, before: datetime, limit: int = 5000) -> int:
+        """Forget notices handled before ``before``, with their sends and feed items (what still waits stays)."""
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                self.t.q(
+                    "WITH old AS (DELETE FROM {s}.notices WHERE id IN (SELECT n.id FROM {s}.notices n WHERE n.state <> 'new'"
+                    " AND n.created_at < %s AND NOT EXISTS (SELECT 1 FROM {s}.sends s WHERE s.notice_id = n.id"
+                    " AND s.state IN ('due', 'digest')) ORDER BY n.id LIMIT %s) RETURNING id),"
+                    " sends AS (DELETE FROM {s}.sends WHERE notice_id IN (SELECT id FROM old))"
+                    " DELETE FROM {s}.feed WHERE notice_id IN (SELECT id FROM old)"
+                ),
+                (before, limit),
+            )
+            return cur.rowcount
+
     def depth(self) -> int:
         with self.pool.connection() as conn:
             row = conn.execute(

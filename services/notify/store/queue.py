@@ -89,6 +89,17 @@ DELETE FROM {s}.lanes l USING unnest(%b::uuid[], %b::text[]) AS u(sid, lead_key)
 WHERE l.subscription_id = u.sid AND l.lead_key = u.lead_key AND l.pending <= 0
 """
 
+# The outer DELETE sees the deliveries as they were before the statement (one snapshot): ``gone`` is excluded by hand.
+_PURGE = """
+WITH gone AS (
+    DELETE FROM {s}.deliveries WHERE id IN (
+        SELECT id FROM {s}.deliveries WHERE status IN ('delivered', 'cancelled') AND created_at < %s ORDER BY id LIMIT %s)
+    RETURNING id, event_id),
+logs AS (DELETE FROM {s}.attempts WHERE delivery_id IN (SELECT id FROM gone))
+DELETE FROM {s}.webhook_events e WHERE e.event_id IN (SELECT event_id FROM gone)
+    AND NOT EXISTS (SELECT 1 FROM {s}.deliveries d WHERE d.event_id = e.event_id AND d.id NOT IN (SELECT id FROM gone))
+"""
+
 
 def pause_subscriptions(cur: Cursor, t: Tables, ids: Sequence[UUID], reason: str, now: datetime) -> list[tuple[UUID, str, str]]:
     """Pause active subscriptions (their lanes wait at 'infinity'); returns (id, owner, url) of those paused now."""
@@ -226,6 +237,13 @@ class DeliveryQueue:
             paused = pause_subscriptions(cur, self.t, ids, f"failing for {failing_for} without a successful delivery", now)
             tell_owners(cur, self.t, paused, "failing", now)
             return paused
+
+    def purge(self, before: datetime, limit: int = 5000) -> int:
+        """Forget deliveries made (or cancelled) before ``before``, their attempts, and event bodies no longer needed;
+        parked ones stay until re-sent. At most ``limit`` a call, oldest first, so a purge never holds locks long."""
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(self.t.q(_PURGE), (before, limit))
+            return cur.rowcount
 
     def depth(self) -> tuple[int, int]:
         """(deliveries waiting, deliveries parked)."""

@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS {s}.deliveries (
     UNIQUE (subscription_id, event_id, replay_id));
 CREATE INDEX IF NOT EXISTS deliveries_lane ON {s}.deliveries (subscription_id, lead_key, position, id) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_of ON {s}.deliveries (subscription_id, id);
+CREATE INDEX IF NOT EXISTS deliveries_event ON {s}.deliveries (event_id);
 CREATE INDEX IF NOT EXISTS deliveries_status ON {s}.deliveries (status, id) WHERE status <> 'delivered';
 
 CREATE TABLE IF NOT EXISTS {s}.lanes (
