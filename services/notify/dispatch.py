@@ -126,7 +126,7 @@ class Dispatcher:
         try:
             now = self.clock()
             started = time.perf_counter()
-            answer = await self.sender.post(work.url, work.secret, work.event_id, work.body, now)
+            answer = await self.sender.post(work.url, work.secret, work.event_id, work.body, now, work.previous_secret)
             duration = time.perf_counter() - started
             at = self.clock()
             outcome = after_attempt(

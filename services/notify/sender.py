@@ -52,8 +52,11 @@ class WebhookSender:
             key = self._keys[secret] = secret_key(secret)
         return key
 
-    async def post(self, url: str, secret: str, message_id: str, body: bytes, now: datetime) -> Answer:
-        headers = sign_delivery(self._key(secret), message_id, int(now.timestamp()), body).as_dict()
+    async def post(
+        self, url: str, secret: str, message_id: str, body: bytes, now: datetime, previous_secret: str | None = None
+    ) -> Answer:
+        older = (self._key(previous_secret),) if previous_secret else ()
+        headers = sign_delivery(self._key(secret), message_id, int(now.timestamp()), body, *older).as_dict()
         try:
             await self.guard.check(url)
             async with self._client().post(url, data=body, headers=headers, allow_redirects=False) as response:

@@ -70,6 +70,10 @@ async def test_a_public_receiver_is_accepted_and_its_secret_shown_once(notify):
     assert body["secret"].startswith("whsec_") and body["types"] == ["LeadWon"] and body["state"] == "active"
     shown = (await notify.get(f"/webhooks/{body['id']}")).json()
     assert "secret" not in shown
+    rotated = (await notify.post(f"/webhooks/{body['id']}/rotate-secret", json={"keep_previous_for": 3600})).json()
+    assert rotated["secret"].startswith("whsec_") and rotated["secret"] != body["secret"] and rotated["previous_secret_until"]
+    short = await notify.post(f"/webhooks/{body['id']}/rotate-secret", json={"secret": "whsec_c2hvcnQ="})
+    assert short.status_code == 422 and short.json()["errors"][0]["field"] == "secret"
     assert (await notify.post(f"/webhooks/{body['id']}/pause")).json()["state"] == "paused"
     assert (await notify.post(f"/webhooks/{body['id']}/resume")).json()["state"] == "active"
     assert (await notify.delete(f"/webhooks/{body['id']}")).status_code == 204

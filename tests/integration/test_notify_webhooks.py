@@ -262,3 +262,21 @@ def test_the_log_of_old_deliveries_is_purged_but_parked_ones_stay(infra, fresh_s
         assert rig.scalar("SELECT count(*) FROM {s}.attempts") == 1
     finally:
         rig.close()
+
+
+async def test_after_a_secret_rotation_deliveries_verify_with_the_new_and_for_a_while_the_old_secret(rig):
+    receiver = await Receiver().start()
+    old, new = generate_secret(), generate_secret()
+    sid = rig.subscribe(receiver.url, old)
+    rig.subscriptions.rotate_secret(sid, new, rig.clock() + timedelta(hours=1), rig.clock())
+    rig.publish(captured(str(uuid.uuid4())))
+    rig.subscriptions.rotate_secret(sid, generate_secret(), rig.clock() - timedelta(seconds=1), rig.clock())
+    rig.subscriptions.rotate_secret(sid, new, rig.clock() + timedelta(hours=1), rig.clock())
+    try:
+        async with dispatching(rig):
+            await until(lambda: receiver.accepted())
+    finally:
+        await receiver.stop()
+    (hit,) = receiver.hits
+    assert Webhook(new).verify(hit.body, hit.headers)
+    assert len(hit.headers["webhook-signature"].split(" ")) == 2  # new, and the one it replaced within its grace

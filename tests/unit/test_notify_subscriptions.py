@@ -73,3 +73,13 @@ def test_the_signature_is_accepted_by_the_standardwebhooks_package():
         Webhook(secret).verify(body.replace(b"e-1", b"e-2"), headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(generate_secret()).verify(body, headers)
+
+
+def test_during_a_rotation_both_the_new_and_the_old_secret_verify():
+    new, old = generate_secret(), generate_secret()
+    body, now = b'{"id":"e-2"}', int(datetime.now(UTC).timestamp())
+    headers = sign_delivery(secret_key(new), "e-2", now, body, secret_key(old)).as_dict()
+    assert headers["webhook-signature"].count("v1,") == 2
+    assert Webhook(new).verify(body, headers) == Webhook(old).verify(body, headers) == {"id": "e-2"}
+    with pytest.raises(WebhookVerificationError):
+        Webhook(generate_secret()).verify(body, headers)

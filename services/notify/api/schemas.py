@@ -43,6 +43,9 @@ class SubscriptionOut(BaseModel):
     updated_at: datetime
     failing_since: datetime | None = Field(description="Since when every attempt has failed (None: the last one succeeded).")
     last_success_at: datetime | None
+    previous_secret_until: datetime | None = Field(
+        default=None, description="After a rotation: until when deliveries are also signed with the previous secret."
+    )
     waiting: int | None = Field(default=None, description="Deliveries waiting to be made.")
 
 
@@ -52,6 +55,15 @@ class SubscriptionCreated(SubscriptionOut):
 
 class SubscriptionList(BaseModel):
     items: list[SubscriptionOut]
+
+
+class RotateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    secret: OptionalSingleLine = Field(default=None, max_length=200, description="The new secret (generated when absent).")
+    keep_previous_for: int = Field(
+        default=86400, ge=0, le=7 * 86400, description="Seconds the old secret keeps signing beside the new one."
+    )
 
 
 class PauseIn(BaseModel):

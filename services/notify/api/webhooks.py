@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from services.notify.api.schemas import (
     ReplayIn,
     ReplayOut,
     Resent,
+    RotateIn,
     SubscriptionCreated,
     SubscriptionIn,
     SubscriptionList,
@@ -105,6 +107,27 @@ async def delete_subscription(subscription_id: UUID, store: Store, _: Admin, now
     if not await asyncio.to_thread(store.delete, subscription_id, now):
         raise _not_found(subscription_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/webhooks/{subscription_id}/rotate-secret",
+    response_model=SubscriptionCreated,
+    summary="A new signing secret (shown once); the old one keeps signing beside it for a while",
+)
+async def rotate_secret(
+    subscription_id: UUID, store: Store, _: Admin, now: Now, body: RotateIn | None = None
+) -> SubscriptionCreated:
+    body = body or RotateIn()
+    secret = body.secret if body.secret is not None else generate_secret()
+    try:
+        secret_key(secret)
+    except InvalidSubscription as exc:
+        raise _invalid(exc) from exc
+    until = now + timedelta(seconds=body.keep_previous_for)
+    row = await asyncio.to_thread(store.rotate_secret, subscription_id, secret, until, now)
+    if row is None:
+        raise _not_found(subscription_id)
+    return SubscriptionCreated(**row, secret=secret)
 
 
 @router.post("/webhooks/{subscription_id}/pause", response_model=SubscriptionOut, summary="Hold deliveries (they wait)")

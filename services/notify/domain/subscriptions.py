@@ -114,5 +114,8 @@ class SignedHeaders:
         }
 
 
-def sign_delivery(key: bytes, message_id: str, timestamp: int, body: bytes) -> SignedHeaders:
-    return SignedHeaders(message_id, timestamp, signature(key, message_id, timestamp, body))
+def sign_delivery(key: bytes, message_id: str, timestamp: int, body: bytes, *older: bytes) -> SignedHeaders:
+    """Signed with the subscription's secret and, while a rotation's grace period lasts, its previous one too: the
+    header then carries both signatures, space-separated, and a receiver accepts either (Standard Webhooks)."""
+    signatures = " ".join(signature(k, message_id, timestamp, body) for k in (key, *older))
+    return SignedHeaders(message_id, timestamp, signatures)

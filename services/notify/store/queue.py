@@ -38,6 +38,8 @@ class Work:
     body: bytes
     url: str
     secret: str
+    previous_secret: str | None = None
+    """Also signed with, during a rotation's grace period."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ ORDER BY l.next_attempt_at LIMIT %s FOR UPDATE OF l SKIP LOCKED
 """
 _HEADS = """
 SELECT h.id, u.sid, u.lead_key, h.event_id, h.type, h.event_time, h.attempts, h.failures, h.first_attempt_at,
-       e.body, s.url, s.secret
+       e.body, s.url, s.secret, CASE WHEN s.previous_secret_until > %s THEN s.previous_secret END
 FROM unnest(%b::uuid[], %b::text[]) AS u(sid, lead_key)
 CROSS JOIN LATERAL (
     SELECT d.id, d.event_id, d.type, d.event_time, d.attempts, d.failures, d.first_attempt_at FROM {s}.deliveries d
@@ -157,8 +159,8 @@ class DeliveryQueue:
                 ),
                 (now + self.lease, [sid for sid, _ in taken], [key for _, key in taken]),
             )
-            cur.execute(self.t.q(_HEADS), ([sid for sid, _ in taken], [key for _, key in taken]))
-            work = [Work(*row[:9], bytes(row[9]), row[10], row[11]) for row in cur.fetchall()]
+            cur.execute(self.t.q(_HEADS), (now, [sid for sid, _ in taken], [key for _, key in taken]))
+            work = [Work(*row[:9], bytes(row[9]), row[10], row[11], row[12]) for row in cur.fetchall()]
             headless = set(taken) - {(w.subscription_id, w.lead_key) for w in work}
             if headless:  # a lane whose count went wrong: nothing waits in it, so it goes
                 cur.execute(

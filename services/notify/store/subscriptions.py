@@ -14,7 +14,10 @@ from psycopg_pool import ConnectionPool
 from services.notify.store.queue import pause_subscriptions
 from services.notify.store.tables import NIL_REPLAY, Tables
 
-_COLUMNS = "id, url, types, description, state, paused_reason, owner, created_at, updated_at, failing_since, last_success_at"
+_COLUMNS = (
+    "id, url, types, description, state, paused_reason, owner, created_at, updated_at, failing_since, last_success_at,"
+    " previous_secret_until"
+)
 _WAITING = "(SELECT COALESCE(sum(pending), 0) FROM {s}.lanes l WHERE l.subscription_id = s.id) AS waiting"
 _DELIVERY_COLUMNS = (
     "d.id, d.subscription_id, d.event_id, d.lead_key AS subject, d.type, d.event_time, d.status, d.attempts,"
@@ -101,6 +104,20 @@ class Subscriptions:
             )
             if cur.rowcount:
                 cur.execute(self.t.q("UPDATE {s}.lanes SET next_attempt_at = %s WHERE subscription_id = %s"), (now, sid))
+        return self.get(sid)
+
+    def rotate_secret(self, sid: UUID, secret: str, keep_previous_until: datetime, now: datetime) -> dict[str, Any] | None:
+        """A new signing secret; the one it replaces still signs (beside it) until ``keep_previous_until``."""
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                self.t.q(
+                    "UPDATE {s}.subscriptions SET previous_secret = secret, previous_secret_until = %s, secret = %s,"
+                    " updated_at = %s WHERE id = %s AND state <> 'deleted'"
+                ),
+                (keep_previous_until, secret, now, sid),
+            )
+            if cur.rowcount == 0:
+                return None
         return self.get(sid)
 
     def deliveries(self, query: DeliveryQuery) -> list[dict[str, Any]]:

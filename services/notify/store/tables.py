@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS {s}.subscriptions (
     url text NOT NULL,
     types text[],
     secret text NOT NULL,
+    previous_secret text,
+    previous_secret_until timestamptz,
     description text,
     state text NOT NULL,
     paused_reason text,
