@@ -103,14 +103,31 @@ DELETE FROM {s}.webhook_events e WHERE e.event_id IN (SELECT event_id FROM gone)
 """
 
 
+# Every writer takes its row locks in one order, deliveries → lanes (sorted by subscription and lead) →
+# subscriptions (sorted by id), so the consumer, the dispatcher's records and the API never deadlock one another.
+_LOCK_LANES = """
+SELECT 1 FROM {s}.lanes l JOIN unnest(%b::uuid[], %b::text[]) AS u(sid, lead_key)
+    ON l.subscription_id = u.sid AND l.lead_key = u.lead_key
+ORDER BY l.subscription_id, l.lead_key FOR UPDATE OF l
+"""
+_LOCK_LANES_OF = "SELECT 1 FROM {s}.lanes WHERE subscription_id = ANY(%s) ORDER BY subscription_id, lead_key FOR UPDATE"
+
+
+def lock_lanes_of(cur: Cursor, t: Tables, ids: Sequence[UUID]) -> None:
+    cur.execute(t.q(_LOCK_LANES_OF), (sorted(ids),))
+
+
 def pause_subscriptions(cur: Cursor, t: Tables, ids: Sequence[UUID], reason: str, now: datetime) -> list[tuple[UUID, str, str]]:
     """Pause active subscriptions (their lanes wait at 'infinity'); returns (id, owner, url) of those paused now."""
+    ids = sorted(ids)
+    lock_lanes_of(cur, t, ids)
     cur.execute(
         t.q(
             "UPDATE {s}.subscriptions SET state = 'paused', paused_reason = %s, updated_at = %s"
-            " WHERE id = ANY(%s) AND state = 'active' RETURNING id, owner, url"
+            " WHERE id IN (SELECT id FROM {s}.subscriptions WHERE id = ANY(%s) AND state = 'active' ORDER BY id FOR UPDATE)"
+            " RETURNING id, owner, url"
         ),
-        (reason, now, list(ids)),
+        (reason, now, ids),
     )
     paused = cur.fetchall()
     if paused:
@@ -142,6 +159,8 @@ class DeliveryQueue:
         """Lease up to ``limit`` due lane heads, at most ``room[sub]`` (else ``default_room``) per subscription."""
         full = [sid for sid, free in room.items() if free <= 0]
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            # A lease lost in a crash only means the lane is tried again: no need to wait for the WAL flush.
+            cur.execute("SET LOCAL synchronous_commit = off")
             cur.execute(self.t.q(_CLAIM), (now, full, limit))
             taken: list[tuple[UUID, str]] = []
             left = dict(room)
@@ -198,6 +217,7 @@ class DeliveryQueue:
             )
             sids = [o.work.subscription_id for o in recorded]
             keys = [o.work.lead_key for o in recorded]
+            cur.execute(self.t.q(_LOCK_LANES), (sids, keys))
             cur.execute(
                 self.t.q(_ADVANCE_LANES),
                 (
@@ -210,6 +230,11 @@ class DeliveryQueue:
             cur.execute(self.t.q(_DROP_EMPTY_LANES), (sids, keys))
             failed = sorted({o.work.subscription_id for o in recorded if not o.answer.ok})
             succeeded = sorted({o.work.subscription_id for o in recorded if o.answer.ok})
+            if failed or succeeded:
+                cur.execute(
+                    self.t.q("SELECT 1 FROM {s}.subscriptions WHERE id = ANY(%s) ORDER BY id FOR UPDATE"),
+                    (sorted({*failed, *succeeded}),),
+                )
             if failed:
                 cur.execute(
                     self.t.q("UPDATE {s}.subscriptions SET failing_since = COALESCE(failing_since, %s) WHERE id = ANY(%s)"),

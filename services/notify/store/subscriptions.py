@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from services.notify.store.queue import pause_subscriptions
+from services.notify.store.queue import lock_lanes_of, pause_subscriptions
 from services.notify.store.tables import NIL_REPLAY, Tables
 
 _COLUMNS = (
@@ -71,16 +71,22 @@ class Subscriptions:
     def delete(self, sid: UUID, now: datetime) -> bool:
         """Stop delivering: the subscription is gone, what waited for it is cancelled (its log is kept)."""
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(self.t.q("SELECT 1 FROM {s}.subscriptions WHERE id = %s AND state <> 'deleted'"), (sid,))
+            if cur.fetchone() is None:
+                return False
+            # deliveries → lanes → subscription: the order every writer locks in (see store.queue).
+            cur.execute(
+                self.t.q(
+                    "UPDATE {s}.deliveries SET status = 'cancelled' WHERE id IN (SELECT id FROM {s}.deliveries"
+                    " WHERE subscription_id = %s AND status = 'pending' ORDER BY id FOR UPDATE)"
+                ),
+                (sid,),
+            )
+            lock_lanes_of(cur, self.t, [sid])
+            cur.execute(self.t.q("DELETE FROM {s}.lanes WHERE subscription_id = %s"), (sid,))
             cur.execute(
                 self.t.q("UPDATE {s}.subscriptions SET state = 'deleted', updated_at = %s WHERE id = %s AND state <> 'deleted'"),
                 (now, sid),
-            )
-            if cur.rowcount == 0:
-                return False
-            cur.execute(self.t.q("DELETE FROM {s}.lanes WHERE subscription_id = %s"), (sid,))
-            cur.execute(
-                self.t.q("UPDATE {s}.deliveries SET status = 'cancelled' WHERE subscription_id = %s AND status = 'pending'"),
-                (sid,),
             )
             cur.execute(
                 self.t.q("UPDATE {s}.replays SET state = 'cancelled' WHERE subscription_id = %s AND state = 'running'"), (sid,)
@@ -95,6 +101,7 @@ class Subscriptions:
     def resume(self, sid: UUID, now: datetime) -> dict[str, Any] | None:
         """Active again, its waiting lanes due now; its failure clock starts afresh."""
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            lock_lanes_of(cur, self.t, [sid])
             cur.execute(
                 self.t.q(
                     "UPDATE {s}.subscriptions SET state = 'active', paused_reason = NULL, failing_since = NULL, updated_at = %s"
