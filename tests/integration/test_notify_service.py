@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
+import orjson
 import pytest
 import uvicorn
+from aiokafka import AIOKafkaProducer
 
 from services.notify.config import NotifySettings
 from services.notify.main import build_app
 from shared.auth import mint_token
 from shared.config import DEV_JWT_SECRET
+from shared.events import LeadCaptured, LeadClaimed, RepJoined, encode, kafka_headers, make_envelope
 from tests.integration.notify_rig import free_port, until
 
 pytestmark = pytest.mark.integration
@@ -39,6 +43,7 @@ async def notify(infra, fresh_schema, fresh_topic):
             headers={"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, 'admin-1', 'admin')}"},
             timeout=10,
         ) as client:
+            client.topic = fresh_topic  # type: ignore[attr-defined]
             yield client
     finally:
         server.should_exit = True
@@ -79,3 +84,42 @@ async def test_a_public_receiver_is_accepted_and_its_secret_shown_once(notify):
     assert (await notify.delete(f"/webhooks/{body['id']}")).status_code == 204
     assert (await notify.get(f"/webhooks/{body['id']}")).status_code == 404
     assert (await notify.get("/readyz")).status_code == 200
+
+
+async def publish(bootstrap: str, topic: str, *payloads) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for payload in payloads:
+            envelope = make_envelope(payload, service="test", time=datetime.now(UTC))
+            await producer.send_and_wait(topic, encode(envelope), key=payload.key.encode(), headers=kafka_headers(envelope))
+    finally:
+        await producer.stop()
+
+
+async def test_the_feed_streams_a_reps_notifications_as_server_sent_events(notify, infra):
+    rep, lead = "rep-sse", str(uuid.uuid4())
+    rep_auth = {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, rep, 'rep')}"}
+    await publish(
+        infra["kafka"],
+        notify.topic,
+        RepJoined(rep_id=rep, display_name="李雷", role="rep"),
+        LeadCaptured(lead_id=lead, name="王芳", phone="+8613800138000", source="web", score=70, grade="B", captured_by="api"),
+        LeadClaimed(lead_id=lead, rep_id=rep, how="assign", protected_until=datetime.now(UTC) + timedelta(days=30)),
+    )
+    async with notify.stream("GET", "/feed/stream", params={"after": 0}, headers=rep_auth, timeout=30) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        event: dict[str, str] = {}
+        async for line in stream.aiter_lines():
+            if line.startswith(("id:", "event:", "data:")):
+                name, _, value = line.partition(":")
+                event[name] = value.strip()
+            if "data" in event:
+                break
+    assert event["event"] == "notification"
+    item = orjson.loads(event["data"])
+    assert (item["kind"], item["lead_id"], int(event["id"])) == ("lead_assigned", lead, item["id"])
+    assert "王芳" in item["title"]
+    page = (await notify.get("/feed", headers=rep_auth)).json()
+    assert [i["id"] for i in page["items"]] == [item["id"]]
+    assert (await notify.post("/feed/read", json={"up_to": item["id"]}, headers=rep_auth)).json() == {"marked": 1}

@@ -280,3 +280,23 @@ async def test_after_a_secret_rotation_deliveries_verify_with_the_new_and_for_a_
     (hit,) = receiver.hits
     assert Webhook(new).verify(hit.body, hit.headers)
     assert len(hit.headers["webhook-signature"].split(" ")) == 2  # new, and the one it replaced within its grace
+
+
+async def test_the_connection_itself_is_only_opened_to_a_checked_address(monkeypatch):
+    """Even past the per-delivery check (as if DNS answered differently a moment later: rebinding), the client's own
+    resolver refuses to connect to a loopback address."""
+    receiver = await Receiver().start()
+    guard = AddressGuard(allow_private_networks=False)
+
+    async def checked_earlier(url: str) -> None:  # the name resolved to a public address when it was checked
+        return None
+
+    monkeypatch.setattr(guard, "check", checked_earlier)
+    sender = WebhookSender(guard, timeout=5, max_connections=4)
+    try:
+        answer = await sender.post(f"http://localhost:{receiver.port}/hooks", generate_secret(), "e-1", b"{}", datetime.now(UTC))
+    finally:
+        await sender.close()
+        await receiver.stop()
+    assert answer.failure == "refused-address" and "127.0.0.1" in answer.error
+    assert receiver.hits == []
