@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pydantic import field_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.notify.domain.preferences import Language, valid_timezone
 from shared.config import Duration, ServiceSettings
 
 
@@ -47,7 +49,7 @@ class NotifySettings(ServiceSettings):
     feishu_webhook_url: str | None = None
     feishu_secret: str | None = None
     # Defaults for people who set no preferences of their own.
-    notify_language: str = "zh-CN"
+    notify_language: Language = "zh-CN"
     notify_timezone: str = "Asia/Shanghai"
     # Events older than this when notify reads them (history read on a first start, a long outage) tell nobody:
     # a rep is not mailed about a lead assigned last year. Webhooks are not affected (see docs/notify.md).
@@ -60,3 +62,10 @@ class NotifySettings(ServiceSettings):
     notify_tick: Duration = timedelta(seconds=1)
     # A message to a person that keeps failing on a channel is given up after this many attempts.
     notify_send_attempts: int = 8
+
+    @field_validator("notify_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if not valid_timezone(value):
+            raise ValueError(f"LEADFLOW_NOTIFY_TIMEZONE: unknown time zone {value!r} (e.g. Asia/Shanghai)")
+        return value

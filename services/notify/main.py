@@ -56,7 +56,7 @@ def default_preferences(settings: NotifySettings) -> Preferences:
     return Preferences(
         channels=("email", *robots, "feed"),
         timezone=settings.notify_timezone,
-        language=settings.notify_language,  # type: ignore[arg-type]
+        language=settings.notify_language,
     )
 
 

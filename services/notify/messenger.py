@@ -85,7 +85,17 @@ class Messenger:
         )
 
     def plan(self, notice: PendingNotice, person: Person | None, prefs: Preferences) -> tuple[list[PlannedSend], FeedItem | None]:
-        """One notice's sends and feed item (in the planning transaction; renders only the feed's text)."""
+        """One notice's sends and feed item (in the planning transaction; renders only the feed's text). A notice
+        that cannot be planned (a template that fails on it) is logged and dropped, not retried forever."""
+        try:
+            return self._plan(notice, person, prefs)
+        except Exception:
+            log.error("could not plan a notice", exc_info=True, extra={"notice": notice.id, "kind": notice.kind})
+            return [], None
+
+    def _plan(
+        self, notice: PendingNotice, person: Person | None, prefs: Preferences
+    ) -> tuple[list[PlannedSend], FeedItem | None]:
         now = self.clock()
         if person is not None and not person.active:
             return [], None  # deactivated: they may not sign in, and are no longer told anything
@@ -124,7 +134,12 @@ class Messenger:
             case ToDigest():
                 return send, "digest", None, None
         try:
-            await self.channels[send.channel].send(person, self._message(notice, person, prefs, now), now)
+            message = self._message(notice, person, prefs, now)
+        except Exception as exc:
+            log.error("could not render a message", exc_info=True, extra={"notice": notice.id, "kind": notice.kind})
+            return send, "failed", None, f"rendering failed: {type(exc).__name__}: {exc}"
+        try:
+            await self.channels[send.channel].send(person, message, now)
         except Unreachable as exc:
             return send, "skipped", None, str(exc)
         except SendFailed as exc:

@@ -72,6 +72,8 @@ class WebhookSender:
             if refused is not None:
                 return Answer(failure="refused-address", error=str(refused))
             return Answer(failure="connect", error=f"{type(exc).__name__}: {exc}"[:300])
+        except Exception as exc:  # anything else is this delivery's trouble, retried and in the end parked, never a crash
+            return Answer(failure="connect", error=f"{type(exc).__name__}: {exc}"[:300])
 
     async def close(self) -> None:
         if self._session is not None:
