@@ -30,7 +30,7 @@ from psycopg import sql
 from shared.auth import mint_token
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL_SERVICES = ("intake", "assignment", "followup", "analytics")
+ALL_SERVICES = ("intake", "assignment", "followup", "analytics", "notify")
 # The processes a service runs as, as `make up` runs them: intake's API and its outbox relay each on a
 # core of their own. Each entry: process name, arguments after ``python -m services.<service>``.
 PROCESSES = {"intake": (("intake-relay", ("relay",)), ("intake", ()))}
@@ -154,6 +154,8 @@ class Environment:
             "LEADFLOW_JWT_SECRET": self.jwt_secret,
             "LEADFLOW_LOG_LEVEL": "WARNING",
             "LEADFLOW_INTAKE_EMBEDDED_RELAY": "false",
+            # notify delivers to the stage's receiver on this machine.
+            "LEADFLOW_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
             **{f"LEADFLOW_{name.upper().replace('-', '_')}_PORT": str(port) for name, port in self.ports.items()},
         }
 

@@ -27,6 +27,9 @@ class Sizes:
     scaling_window: int = 5_000  # leads captured to measure the per-lead cost at each size
     tick_leads: list[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
     tick_due: int = 100
+    notify_deliveries: int = 20_000  # webhooks queued, then delivered to a local receiver
+    notify_rate: int = 200  # events/s offered for the event → notification latency
+    notify_seconds: float = 30.0
 
 
 QUICK = Sizes(
@@ -44,6 +47,8 @@ QUICK = Sizes(
     scaling_leads=[3_000, 6_000],
     scaling_window=500,
     tick_leads=[1_000, 5_000],
+    notify_deliveries=2_000,
+    notify_seconds=5.0,
 )
 
 

@@ -51,3 +51,41 @@ EVENTS_DEAD_LETTERED = Counter(
     "Records or stored events a worker could not apply and parked (dead-lettered)",
     ["service", "worker", "reason"],
 )
+# notify: people and systems told (webhooks, e-mail, robots, the console feed).
+NOTIFICATIONS_SENT = Counter(
+    "leadflow_notifications_sent_total",
+    "Notifications delivered, by channel and kind (webhooks: the event type; people: the notice kind)",
+    ["service", "channel", "kind"],
+)
+NOTIFICATION_FAILURES = Counter(
+    "leadflow_notification_failures_total",
+    "Failed attempts to deliver a notification, by channel and reason",
+    ["service", "channel", "reason"],
+)
+NOTIFICATION_LATENCY = Histogram(
+    "leadflow_notification_latency_seconds",
+    "From the event's time to its notification delivered, by channel",
+    ["service", "channel"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
+)
+NOTIFICATION_QUEUE_DEPTH = Gauge(
+    "leadflow_notification_queue_depth",
+    "Notifications waiting: webhook deliveries waiting or parked, and messages to people",
+    ["service", "queue"],
+)
+WEBHOOK_ATTEMPT_DURATION = Histogram(
+    "leadflow_webhook_attempt_duration_seconds",
+    "How long one webhook delivery attempt took (connect, send, answer)",
+    ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WEBHOOKS_PARKED = Counter(
+    "leadflow_webhook_deliveries_parked_total",
+    "Webhook deliveries given up and parked (re-sendable), by reason",
+    ["service", "reason"],
+)
+WEBHOOK_SUBSCRIPTIONS_PAUSED = Counter(
+    "leadflow_webhook_subscriptions_paused_total",
+    "Webhook subscriptions paused by notify itself (failing for a day, or the receiver answered 410 Gone)",
+    ["service", "reason"],
+)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bench.context import Run
 from bench.results import StageResult
-from bench.stages import baselines, capture, claim, freshness, memory, parking, replay, scaling
+from bench.stages import baselines, capture, claim, freshness, memory, notify, parking, replay, scaling
 
 
 @dataclass(frozen=True)
@@ -28,5 +28,6 @@ def all_stages() -> list[Stage]:
         Stage("parking", (), parking.run_stage),
         Stage("scaling-projection", ("analytics",), scaling.projection_stage),
         Stage("scaling-tick", ("assignment",), scaling.tick_stage),
+        Stage("notify", ("notify",), notify.run_stage),
         Stage("memory", (), memory.run_stage),
     ]

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Starts one LeadFlow process: a service (intake|assignment|followup|analytics|console), intake's outbox relay
+# Starts one LeadFlow process: a service (intake|assignment|followup|analytics|notify|console), intake's outbox relay
 # (intake-relay: publishes what the intake API records; run the API with LEADFLOW_INTAKE_EMBEDDED_RELAY=false
 # beside it), analytics' faust streams worker (analytics-streams), or the topic bootstrap.
 # The argument wins over LEADFLOW_SERVICE. `exec` makes Python PID 1, so it receives SIGTERM itself:
@@ -8,7 +8,7 @@ set -eu
 
 what="${1:-${LEADFLOW_SERVICE:-}}"
 case "$what" in
-  intake | assignment | followup | analytics | console)
+  intake | assignment | followup | analytics | notify | console)
     export LEADFLOW_SERVICE="$what"
     exec python -m "services.$what"
     ;;
@@ -24,7 +24,7 @@ case "$what" in
     exec python "$(dirname "$0")/topic_bootstrap.py"
     ;;
   *)
-    echo "usage: entrypoint.sh intake|intake-relay|assignment|followup|analytics|analytics-streams|console|bootstrap-topic (or set LEADFLOW_SERVICE); got '$what'" >&2
+    echo "usage: entrypoint.sh intake|intake-relay|assignment|followup|analytics|notify|analytics-streams|console|bootstrap-topic (or set LEADFLOW_SERVICE); got '$what'" >&2
     exit 64
     ;;
 esac

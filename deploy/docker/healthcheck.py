@@ -17,6 +17,7 @@ DEFAULT_PORTS = {
     "assignment": 8002,
     "followup": 8003,
     "analytics": 8004,
+    "notify": 8005,
     "analytics-streams": 8014,
     "console": 8000,
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start, stop and inspect the four LeadFlow services, intake's outbox relay and analytics' streams worker
+# Start, stop and inspect the LeadFlow services (intake, assignment, followup, analytics, notify), intake's outbox relay
+# and analytics' streams worker
 # on the local stack (background processes).
 #   services.sh start|stop|status
 # Logs: .stack/logs/<service>.log (JSON lines). PIDs: .stack/run/<service>.pid
@@ -9,7 +10,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PY="${LEADFLOW_PYTHON:-$ROOT/.venv/bin/python}"
 RUN="$ROOT/.stack/run"
 LOGS="$ROOT/.stack/logs"
-SERVICES=(intake-relay intake assignment followup analytics analytics-streams console)
+SERVICES=(intake-relay intake assignment followup analytics analytics-streams notify console)
 READY_TIMEOUT="${LEADFLOW_READY_TIMEOUT:-60}"
 
 port_of() {
@@ -21,6 +22,7 @@ port_of() {
     analytics) echo "${LEADFLOW_ANALYTICS_PORT:-8004}" ;;
     analytics-streams) echo "${LEADFLOW_ANALYTICS_STREAMS_PORT:-8014}" ;;
     console) echo "${LEADFLOW_CONSOLE_PORT:-8000}" ;;
+    notify) echo "${LEADFLOW_NOTIFY_PORT:-8005}" ;;
   esac
 }
 

@@ -2,7 +2,8 @@
 
 Each test session gets a database and a topic of its own, short time rules (seconds, not days)
 so that recycling and overdue escalation can be watched, and free ports of its own, so it never
-disturbs a stack started with ``make up`` nor another test run.
+disturbs a stack started with ``make up`` nor another test run. notify mails to a real SMTP server the session
+starts (``services.mailbox``), and may deliver webhooks to receivers on this machine.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ import pytest
 from shared.auth import mint_token
 from shared.config import DEV_JWT_SECRET
 from tests.conftest import create_topic
+from tests.mailbox import Mailbox
 
 ROOT = Path(__file__).resolve().parents[2]
-ALL_SERVICES = ("intake", "assignment", "followup", "analytics", "console")
+ALL_SERVICES = ("intake", "assignment", "followup", "analytics", "notify", "console")
 # The console reaches the other services over HTTP at these settings.
 CONSOLE_UPSTREAMS = ("intake", "assignment", "followup", "analytics")
 
@@ -53,6 +55,7 @@ PROCESSES = {
     "followup": Process("followup", "services.followup"),
     "analytics": Process("analytics", "services.analytics"),
     "analytics-streams": Process("analytics", "services.analytics.streams", ("worker", "-l", "info"), ready="/healthz"),
+    "notify": Process("notify", "services.notify"),
     "console": Process("console", "services.console"),
 }
 # The end-to-end tests leave the streams worker out (tests/integration/test_analytics_streams.py covers it).
@@ -70,6 +73,13 @@ E2E_RULES = {
     "LEADFLOW_RECYCLE_REMINDER_LEAD": "3s",
     # The console's browser tests sign in often from one address.
     "LEADFLOW_CONSOLE_LOGIN_FAILURES_PER_ADDRESS": "1000",
+    # notify: receivers run on this machine; retries come quickly; the ticker looks often.
+    "LEADFLOW_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+    "LEADFLOW_WEBHOOK_RETRY_BASE": "100ms",
+    "LEADFLOW_WEBHOOK_RETRY_CAP": "500ms",
+    "LEADFLOW_WEBHOOK_TIMEOUT": "3s",
+    "LEADFLOW_NOTIFY_TICK": "300ms",
+    "LEADFLOW_NOTIFY_TIMEZONE": "UTC",
 }
 
 
@@ -80,10 +90,11 @@ def free_port() -> int:
 
 
 class Services:
-    def __init__(self, env: dict[str, str], logs: Path, ports: dict[str, int]) -> None:
+    def __init__(self, env: dict[str, str], logs: Path, ports: dict[str, int], mailbox: Mailbox | None = None) -> None:
         self.env = env
         self.logs = logs
         self.ports = ports
+        self.mailbox = mailbox
         self.procs: dict[str, subprocess.Popen] = {}
 
     def url(self, name: str) -> str:
@@ -141,10 +152,17 @@ class Services:
 
 @contextmanager
 def running_processes(
-    names: Iterable[str], *, kafka: str, database_url: str, topic: str, logs: Path, rules: dict[str, str]
+    names: Iterable[str],
+    *,
+    kafka: str,
+    database_url: str,
+    topic: str,
+    logs: Path,
+    rules: dict[str, str],
+    mailbox: Mailbox | None = None,
 ) -> Iterator[Services]:
-    """``names`` (keys of PROCESSES) started on free ports against ``kafka``, ``database_url`` and ``topic``,
-    all ready; stopped (SIGTERM) on the way out."""
+    """``names`` (keys of PROCESSES) started on free ports against ``kafka``, ``database_url`` and ``topic``
+    (and notify's e-mail to ``mailbox``), all ready; stopped (SIGTERM) on the way out."""
     names = list(names)
     ports = {name: free_port() for name in names}
     env = {
@@ -159,8 +177,9 @@ def running_processes(
         "LEADFLOW_INTAKE_EMBEDDED_RELAY": "false",
         **{f"LEADFLOW_{name.upper().replace('-', '_')}_PORT": str(port) for name, port in ports.items()},
         **{f"LEADFLOW_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in CONSOLE_UPSTREAMS if name in ports},
+        **({"LEADFLOW_SMTP_URL": mailbox.url} if mailbox is not None else {}),
     }
-    running = Services(env, logs, ports)
+    running = Services(env, logs, ports, mailbox)
     try:
         for name in names:
             running.start(name)
@@ -188,15 +207,20 @@ def services(infra, tmp_path_factory) -> Iterator[Services]:
     topic = f"leadflow.e2e.{uuid.uuid4().hex[:8]}"
     asyncio.run(create_topic(infra["kafka"], topic, partitions=6))
     asyncio.run(create_topic(infra["kafka"], f"{topic}.dlq", partitions=1))  # as deploy/ creates it beside the topic
-    with running_processes(
-        (name for name in E2E_PROCESSES if PROCESSES[name].service in wanted),
-        kafka=infra["kafka"],
-        database_url=fresh_database(infra["database_url"]),
-        topic=topic,
-        logs=tmp_path_factory.mktemp("service-logs"),
-        rules=E2E_RULES,
-    ) as running:
-        yield running
+    mailbox = Mailbox().start()
+    try:
+        with running_processes(
+            (name for name in E2E_PROCESSES if PROCESSES[name].service in wanted),
+            kafka=infra["kafka"],
+            database_url=fresh_database(infra["database_url"]),
+            topic=topic,
+            logs=tmp_path_factory.mktemp("service-logs"),
+            rules=E2E_RULES,
+            mailbox=mailbox,
+        ) as running:
+            yield running
+    finally:
+        mailbox.stop()
 
 
 def token(role: str, sub: str) -> str:

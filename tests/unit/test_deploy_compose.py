@@ -19,7 +19,7 @@ from tests.unit.test_deploy_settings import settings_variables
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
-SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004, "console": 8000}
+SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004, "notify": 8005, "console": 8000}
 SECRETS = ("LEADFLOW_JWT_SECRET", "LEADFLOW_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
 
 
@@ -160,9 +160,8 @@ def test_services_read_every_variable_compose_sets(rendered):
 
 def test_the_console_reaches_the_other_services_by_their_compose_names(rendered):
     env = rendered["services"]["console"]["environment"]
-    for name, port in SERVICES.items():
-        if name != "console":
-            assert env[f"LEADFLOW_{name.upper()}_URL"] == f"http://{name}:{port}"
+    for name in ("intake", "assignment", "followup", "analytics"):  # the services the console calls
+        assert env[f"LEADFLOW_{name.upper()}_URL"] == f"http://{name}:{SERVICES[name]}"
 
 
 def test_prometheus_and_grafana_get_their_configuration(rendered):
@@ -171,3 +170,10 @@ def test_prometheus_and_grafana_get_their_configuration(rendered):
     mounts = str(prometheus["volumes"]) + str(rendered["services"]["grafana"]["volumes"])
     for folder in ("deploy/prometheus", "deploy/grafana/provisioning", "deploy/grafana/dashboards"):
         assert str(ROOT / folder) in mounts, f"{folder} is not mounted"
+
+
+def test_notify_refuses_private_networks_and_mails_nobody_unless_configured(rendered):
+    env = rendered["services"]["notify"]["environment"]
+    assert env["LEADFLOW_WEBHOOK_ALLOW_PRIVATE_NETWORKS"] == "false"
+    assert env["LEADFLOW_SMTP_URL"] == ""  # e-mail is off until deploy/.env names a server
+    assert rendered["services"]["prometheus"]["depends_on"]["notify"]["condition"] == "service_healthy"

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "deploy" / "docker"
-SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004, "console": 8000}
+SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004, "notify": 8005, "console": 8000}
 # The services plus intake's outbox relay and analytics' faust streams worker.
 PROCESSES = {**SERVICES, "intake-relay": 8011, "analytics-streams": 8014}
 
@@ -76,7 +76,9 @@ def run_entrypoint(*args: str) -> subprocess.CompletedProcess[str]:
 def test_entrypoint_refuses_an_unknown_process_with_usage():
     result = run_entrypoint("billing")
     assert result.returncode == 64
-    usage = "usage: entrypoint.sh intake|intake-relay|assignment|followup|analytics|analytics-streams|console|bootstrap-topic"
+    usage = (
+        "usage: entrypoint.sh intake|intake-relay|assignment|followup|analytics|notify|analytics-streams|console|bootstrap-topic"
+    )
     assert usage in result.stderr
 
 

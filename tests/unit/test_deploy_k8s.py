@@ -19,7 +19,9 @@ from tests.unit.test_deploy_settings import settings_variables
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
-SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004, "console": 8000}
+# The services the console calls over HTTP.
+CONSOLE_UPSTREAMS = ("intake", "assignment", "followup", "analytics")
+SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004, "notify": 8005, "console": 8000}
 HTTP_SIDE = {"intake", "analytics"}
 STREAMS = "analytics-streams"  # analytics' faust worker: no database, so no readiness beyond being alive
 RELAY = "intake-relay"  # intake's outbox relay: one replica publishes, the others stand by (advisory lock)
@@ -129,7 +131,11 @@ def test_each_service_runs_its_own_process_on_its_port_behind_a_service(rendered
     relay = {"LEADFLOW_INTAKE_EMBEDDED_RELAY": "false"} if service == "intake" else {}
     # The console reaches the other services by their Services' names, and sits behind TLS.
     upstreams = (
-        {f"LEADFLOW_{name.upper()}_URL": f"http://leadflow-{name}:{p}" for name, p in SERVICES.items() if name != "console"}
+        {
+            f"LEADFLOW_{name.upper()}_URL": f"http://leadflow-{name}:{p}"
+            for name, p in SERVICES.items()
+            if name in CONSOLE_UPSTREAMS
+        }
         | {"LEADFLOW_CONSOLE_COOKIE_SECURE": "true"}
         if service == "console"
         else {}

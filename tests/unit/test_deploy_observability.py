@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "leadflow.json"
-SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004, "console": 8000}
+SERVICES = {"intake": 8001, "assignment": 8002, "followup": 8003, "analytics": 8004, "notify": 8005, "console": 8000}
 # Processes besides the services that export LeadFlow metrics: intake's relay publishes intake's events, so
 # leadflow_events_published_total{service="intake"} (the capture rate) and its relay backlog come from it.
 SCRAPED_PROCESSES = {**SERVICES, "intake-relay": 8011}
@@ -146,6 +146,10 @@ def test_dashboard_has_the_operator_panels():
         "Relay backlog",
         "Consumer lag per partition",
         "API latency p99",
+        "Notifications sent",
+        "Notification latency p99",
+        "Notification queue depth",
+        "Notification failures",
     ):
         assert wanted in titles
 

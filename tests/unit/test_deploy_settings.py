@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings
 from shared.config import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("intake", "assignment", "followup", "analytics", "console")
+SERVICES = ("intake", "assignment", "followup", "analytics", "notify", "console")
 # Read by the image's entrypoint and healthcheck, not by a settings class.
 IMAGE_VARIABLES = {"LEADFLOW_SERVICE"}
 
