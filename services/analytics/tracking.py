@@ -24,7 +24,7 @@ from services.analytics.catalog import Instance
 from services.analytics.projections import Fact
 from services.analytics.projections.base import array_literal, in_schema
 from shared.consumer import Delivered, PartitionBatch
-from shared.deadletters import UNKNOWN_LEAD, DeadLetter, DeadLetterTable, Entry
+from shared.deadletters import UNKNOWN_LEAD, DeadLetter, DeadLetterTable, Entry, PooledDeadLetters
 from shared.deadletters.guard import Refused
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ CAPTURED = """INSERT INTO {schema}.captured_leads (lead_id) SELECT unnest(%s::te
     ON CONFLICT DO NOTHING RETURNING lead_id"""
 
 
-class InstanceWriter:
+class InstanceWriter(PooledDeadLetters):
     """The position loader, batch handler and dead-letter store :class:`shared.consumer.TopicConsumer`
     takes, for one instance; ``service_schema`` holds the service's ``dead_letters`` table."""
 
@@ -155,10 +155,6 @@ class InstanceWriter:
             cur.execute(in_schema(STORE_POSITION, schema), (next_offset, self.topic, letter.partition))
             return True
 
-    def requested(self, worker: str) -> list[Entry]:
-        with self.pool.connection() as conn:
-            return self.dead_letters.requested(conn, worker)
-
     def redrive(self, entry: Entry, delivered: Delivered) -> bool:
         """Apply a re-driven event at its place on the topic (its partition and offset), once, and resolve its entry."""
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -168,7 +164,3 @@ class InstanceWriter:
             if facts:
                 self._apply(cur, facts)
             return True
-
-    def refuse(self, entry: Entry, error: str) -> None:
-        with self.pool.connection() as conn:
-            self.dead_letters.refuse(conn, entry.id, error)

@@ -20,6 +20,7 @@ from typing import Any
 
 from psycopg import Connection, Cursor, sql
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
 
 # Why a letter was parked (the ``reason`` label of leadflow_events_dead_lettered_total).
 INVALID_RECORD = "invalid-record"  # not JSON, not a CloudEvent, or fails the contract's schema
@@ -260,3 +261,20 @@ class DeadLetterTable:
             sql.Identifier(self.schema)
         )
         return {row[0]: (row[1], row[2]) for row in conn.execute(query, (list(ids),)).fetchall()}
+
+
+class PooledDeadLetters:
+    """The parts of a consumer's dead-letter store (:class:`shared.deadletters.guard.DeadLetterStore`) that
+    are the same for every read-model writer reaching its ``dead_letters`` table through a connection pool;
+    the writer adds ``park`` and ``redrive``, which join its own positions and effects."""
+
+    pool: ConnectionPool
+    dead_letters: DeadLetterTable
+
+    def requested(self, worker: str) -> list[Entry]:
+        with self.pool.connection() as conn:
+            return self.dead_letters.requested(conn, worker)
+
+    def refuse(self, entry: Entry, error: str) -> None:
+        with self.pool.connection() as conn:
+            self.dead_letters.refuse(conn, entry.id, error)

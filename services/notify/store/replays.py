@@ -18,10 +18,10 @@ from services.notify.store.tables import Tables
 from services.notify.store.topic import DeliveryRow, delivery_row, enqueue_deliveries
 from shared.clock import Clock
 from shared.consumer import Delivered, PartitionBatch
-from shared.deadletters import DeadLetter, DeadLetterTable, Entry
+from shared.deadletters import DeadLetter, DeadLetterTable, Entry, PooledDeadLetters
 
 
-class ReplayWriter:
+class ReplayWriter(PooledDeadLetters):
     """The position loader and batch handler :class:`shared.consumer.TopicConsumer` takes, for one replay."""
 
     def __init__(
@@ -136,10 +136,6 @@ class ReplayWriter:
             )
             return True
 
-    def requested(self, worker: str) -> list[Entry]:
-        with self.pool.connection() as conn:
-            return self.dead_letters.requested(conn, worker)
-
     def redrive(self, entry: Entry, delivered: Delivered) -> bool:
         """Queue the re-driven event for the replay's subscription (once: deliveries are keyed by event id)."""
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -149,7 +145,3 @@ class ReplayWriter:
                 cur, self.t, [delivery_row(self.subscription_id, delivered)], self.clock(), replay_id=str(self.replay_id)
             )
             return True
-
-    def refuse(self, entry: Entry, error: str) -> None:
-        with self.pool.connection() as conn:
-            self.dead_letters.refuse(conn, entry.id, error)

@@ -27,7 +27,7 @@ from services.notify.store.facts import BatchFacts
 from services.notify.store.tables import NIL_REPLAY, Tables
 from shared.clock import Clock
 from shared.consumer import Delivered, PartitionBatch
-from shared.deadletters import DeadLetter, DeadLetterTable, Entry
+from shared.deadletters import DeadLetter, DeadLetterTable, Entry, PooledDeadLetters
 from shared.events import encode
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def scrub(body: bytes) -> bytes:
     return orjson.dumps(event)
 
 
-class TopicWriter:
+class TopicWriter(PooledDeadLetters):
     """The position loader and batch handler :class:`shared.consumer.TopicConsumer` takes, for notify's live consumer."""
 
     def __init__(
@@ -247,10 +247,6 @@ class TopicWriter:
             )
             return True
 
-    def requested(self, worker: str) -> list[Entry]:
-        with self.pool.connection() as conn:
-            return self.dead_letters.requested(conn, worker)
-
     def redrive(self, entry: Entry, delivered: Delivered) -> bool:
         """Apply a re-driven event once (deliveries and notices are keyed by its id) and resolve its entry."""
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -259,10 +255,6 @@ class TopicWriter:
             self._apply(cur, [delivered])
         self.on_committed()
         return True
-
-    def refuse(self, entry: Entry, error: str) -> None:
-        with self.pool.connection() as conn:
-            self.dead_letters.refuse(conn, entry.id, error)
 
     def _apply(self, cur: Cursor, unseen: list[Delivered]) -> int:
         if not unseen:
