@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from eventsourcing.persistence import Notification
 
+from shared.config import ServiceSettings
 from shared.deadletters import PROJECTION_ERROR, PROJECTOR_REASONS, DeadLetter, error_text
 from shared.deadletters.parking import Parking, isolate, transient
 from shared.eventstore import EventSourcedApplication
+from shared.positions import Positions
 from shared.retry import HANDLER
+from shared.supervisor import WorkerHealth
+
+P = TypeVar("P")
 
 
 class StoredEventParking:
@@ -93,3 +99,35 @@ class StoredEventParking:
     def lead_notifications(self, lead_id: str, up_to: int) -> list[Notification]:
         """The stored events of the lead's aggregate up to the position ``up_to``, in order (for a re-drive)."""
         return self.app.recorder.aggregate_notifications(lead_id, up_to)
+
+
+def projector_worker(
+    make: Callable[..., P],
+    app: EventSourcedApplication,
+    view: object,
+    *,
+    service: str,
+    worker: str,
+    settings: ServiceSettings,
+    positions: Positions,
+    current: list[P],
+) -> Callable[[WorkerHealth], P]:
+    """How the supervisor builds a projector of the service's own event store into ``view`` (afresh on every
+    start, with parking of its own); ``current`` holds the one running, for the service's nudges."""
+
+    def build(health: WorkerHealth) -> P:
+        parking = StoredEventParking(
+            app, service=service, worker=worker, bootstrap=settings.kafka_bootstrap, topic=settings.topic
+        )
+        projector = make(
+            app,
+            view,
+            poll_interval=settings.relay_poll_interval.total_seconds(),
+            health=health,
+            parking=parking,
+            positions=positions,
+        )
+        current[:] = [projector]
+        return projector
+
+    return build

@@ -26,11 +26,10 @@ from shared.deadletters.tracked import tracked_consumer
 from shared.events import LEAD_EVENT_TYPES
 from shared.eventstore import ensure_schema, read_model_pool, tracked_batch_handler
 from shared.positions import Positions, TopicPositions
-from shared.projector import StoredEventParking
+from shared.projector import projector_worker
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve
-from shared.supervisor import WorkerHealth
 
 
 def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_clock) -> FastAPI:
@@ -54,20 +53,16 @@ def build_app(settings: AssignmentSettings | None = None, clock: Clock = system_
             for projector in projectors:
                 projector.nudge()
 
-        def project(health: WorkerHealth) -> Projector:
-            parking = StoredEventParking(
-                assignment, service=SERVICE, worker="projector", bootstrap=settings.kafka_bootstrap, topic=settings.topic
-            )
-            projector = Projector(
-                assignment,
-                readmodel,
-                poll_interval=settings.relay_poll_interval.total_seconds(),
-                health=health,
-                parking=parking,
-                positions=projected,
-            )
-            projectors[:] = [projector]
-            return projector
+        project = projector_worker(
+            Projector,
+            assignment,
+            readmodel,
+            service=SERVICE,
+            worker="projector",
+            settings=settings,
+            positions=projected,
+            current=projectors,
+        )
 
         policy = UpstreamPolicy(rules, routing, clock)
         apply_batch = tracked_batch_handler(assignment, settings.topic, policy, policy.aggregate_ids)

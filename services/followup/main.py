@@ -24,11 +24,10 @@ from shared.clock import Clock, system_clock
 from shared.deadletters.tracked import tracked_consumer
 from shared.eventstore import ensure_schema, eventsourcing_env
 from shared.positions import Positions, TopicPositions
-from shared.projector import StoredEventParking
+from shared.projector import projector_worker
 from shared.relay import OutboxRelay
 from shared.scheduler import Ticker
 from shared.service import create_service_app, serve
-from shared.supervisor import WorkerHealth
 
 
 def rules_from(settings: FollowupSettings) -> Rules:
@@ -58,20 +57,16 @@ def build_app(settings: FollowupSettings | None = None, clock: Clock = system_cl
         followup.on_recorded(nudge)
         policy = UpstreamPolicy(rules)
 
-        def task_board(health: WorkerHealth) -> TaskBoardProjector:
-            parking = StoredEventParking(
-                followup, service=SERVICE, worker="task-board", bootstrap=settings.kafka_bootstrap, topic=settings.topic
-            )
-            projector = TaskBoardProjector(
-                followup,
-                board,
-                poll_interval=settings.relay_poll_interval.total_seconds(),
-                health=health,
-                parking=parking,
-                positions=projected,
-            )
-            projectors[:] = [projector]
-            return projector
+        task_board = projector_worker(
+            TaskBoardProjector,
+            followup,
+            board,
+            service=SERVICE,
+            worker="task-board",
+            settings=settings,
+            positions=projected,
+            current=projectors,
+        )
 
         consumer = tracked_consumer(
             followup, service=SERVICE, settings=settings, apply=policy, aggregate_ids=policy.aggregate_ids, positions=consumed
